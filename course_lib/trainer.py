@@ -122,6 +122,29 @@ def count_tokens(batch: dict) -> int:
     return int(mask.sum()) if mask is not None else batch["input_ids"].numel()
 
 
+@torch.no_grad()
+def evaluate(model, data, collate, batch_size: int = 64, accuracy_fn=None) -> dict:
+    """Mean loss per target (and accuracy, given ``accuracy_fn``) over ``data``, in order."""
+    model.eval()
+    device = next(model.parameters()).device
+    loss_sum, targets, correct, counted = 0.0, 0, 0, 0
+    for i in range(0, len(data), batch_size):
+        batch = {k: v.to(device) for k, v in collate(data[i:i + batch_size]).items()}
+        n = count_targets(batch)
+        if n == 0:
+            continue
+        out = model(**batch)
+        loss_sum += out.loss.float().item() * n
+        targets += n
+        if accuracy_fn:
+            c, k = accuracy_fn(out.logits.float(), batch["labels"])
+            correct, counted = correct + c, counted + k
+    result = {"loss": loss_sum / targets}
+    if accuracy_fn:
+        result["accuracy"] = correct / counted
+    return result
+
+
 class Trainer:
     """Train ``model`` on ``train_data`` (a list of examples) batched by ``collate``.
 
@@ -142,8 +165,11 @@ class Trainer:
         if len(train_data) < config.batch_size:
             raise ValueError(f"train_data has {len(train_data)} examples, fewer than one batch of {config.batch_size}")
         seed_everything(config.seed)
+        # fused: one kernel updates every weight, instead of a Python loop of ~10 small ops per tensor
+        # (several times faster on CPU and GPU; transformers.Trainer's default too).
         self.optimizer = torch.optim.AdamW(
-            optim.param_groups(model, config.lr, config.weight_decay, config.layer_decay))
+            optim.param_groups(model, config.lr, config.weight_decay, config.layer_decay),
+            fused=self.device.type in ("cpu", "cuda"))
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: lr_multiplier(s, config))
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
         self.step = 0
@@ -176,6 +202,8 @@ class Trainer:
         total_targets = sum(count_targets(b) for b in batches)
         step_loss = 0.0
         for batch in batches:
+            if count_targets(batch) == 0:
+                continue  # e.g. no token happened to be masked: nothing to learn, and its mean loss is NaN
             with self._autocast():
                 loss = self.model(**batch).loss * count_targets(batch) / total_targets
             self.scaler.scale(loss).backward()
@@ -245,26 +273,11 @@ class Trainer:
             self.history["eval"].append({"step": self.step, **self.evaluate()})
             self.model.train()
 
-    @torch.no_grad()
     def evaluate(self, data=None) -> dict:
-        """Mean loss per target (and accuracy, given ``accuracy_fn``) over ``data`` in order."""
+        """Loss (and accuracy, given ``accuracy_fn``) on ``data``, by default the eval set."""
         data = self.eval_data if data is None else data
-        self.model.eval()
-        loss_sum, targets, correct, counted = 0.0, 0, 0, 0
-        for i in range(0, len(data), self.cfg.eval_batch_size):
-            batch = self._to_device(self.collate(data[i:i + self.cfg.eval_batch_size]))
-            with self._autocast():
-                out = self.model(**batch)
-            n = count_targets(batch)
-            loss_sum += out.loss.float().item() * n
-            targets += n
-            if self.accuracy_fn:
-                c, k = self.accuracy_fn(out.logits.float(), batch["labels"])
-                correct, counted = correct + c, counted + k
-        result = {"loss": loss_sum / targets}
-        if self.accuracy_fn:
-            result["accuracy"] = correct / counted
-        return result
+        with self._autocast():
+            return evaluate(self.model, data, self.collate, self.cfg.eval_batch_size, self.accuracy_fn)
 
     # --- checkpoints ----------------------------------------------------------------------------
     def save(self, path) -> Path:

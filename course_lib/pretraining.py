@@ -1,0 +1,285 @@
+"""Self-supervised pretraining (사전학습) of the course's own GPT and BERT.
+
+The recipe: unlabeled text -> a tokenizer trained on it -> token ids packed into fixed-length
+blocks (no padding, no wasted compute) -> a language-modelling objective -> the course trainer.
+The labels come from the text itself: the next token (GPT, causal LM) or the hidden tokens (BERT,
+masked LM with 80/10/10 replacement). Running ``pretrain`` again on the same ``out_dir`` with a
+larger ``max_steps`` resumes exactly where the last run stopped.
+
+``course_checkpoint("bert")`` is what notebooks call: the course's pretrained model from the
+cache, trained once (by the recipe in ``RECIPES``) when it is missing.
+"""
+import json
+import math
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from transformers import (AutoModelForCausalLM, AutoTokenizer, BertConfig, BertForMaskedLM,
+                          BertForSequenceClassification, PreTrainedTokenizerFast)
+from tokenizers.models import WordPiece
+from transformers.modeling_outputs import MaskedLMOutput
+
+from . import data, finetune, models
+from .runtime import cache_dir, profile, seed_everything
+from .tokenization import BERT_SPECIALS, train_tokenizer
+from .costs import RunCost
+from .trainer import STATE_JSON, Trainer, TrainConfig, next_token_accuracy
+
+CORPORA = {
+    "sst2": lambda: data.load("sst2")["train"].texts,  # the sentences only: no labels are used
+    "wiki": data.wiki_paragraphs,
+}
+
+
+def load_corpus(names: str = "sst2+wiki") -> list:
+    """Unlabeled texts from one or more corpora joined with ``+``."""
+    texts = []
+    for name in names.split("+"):
+        if name not in CORPORA:
+            raise ValueError(f"unknown corpus {name!r}; choose from {sorted(CORPORA)} (join with '+')")
+        texts += CORPORA[name]()
+    return texts
+
+
+def pack(tokenizer, texts: list, block_size: int) -> list:
+    """Concatenate all texts (separated by the tokenizer's end token) and cut into equal blocks.
+
+    BERT blocks start with [CLS] and end with [SEP], like its pretraining inputs.
+    """
+    separator = tokenizer.sep_token_id if tokenizer.sep_token_id is not None else tokenizer.eos_token_id
+    stream = []
+    for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]:
+        stream += ids + [separator]
+    if tokenizer.cls_token_id is not None:
+        body = block_size - 2
+        return [{"input_ids": [tokenizer.cls_token_id] + stream[i:i + body] + [tokenizer.sep_token_id]}
+                for i in range(0, len(stream) - body + 1, body)]
+    return [{"input_ids": stream[i:i + block_size]} for i in range(0, len(stream) - block_size + 1, block_size)]
+
+
+def split_blocks(blocks: list, eval_fraction: float = 0.05) -> tuple:
+    """Every 20th block is held out for validation (interleaved, so both sides see every corpus)."""
+    every = round(1 / eval_fraction)
+    return ([b for i, b in enumerate(blocks) if i % every],
+            [b for i, b in enumerate(blocks) if not i % every])
+
+
+def corpus_blocks(tokenizer, corpus: str, block_size: int) -> tuple:
+    """(train blocks, validation blocks) of a corpus, exactly as ``pretrain`` uses them."""
+    return split_blocks(pack(tokenizer, load_corpus(corpus), block_size))
+
+
+# --- GPT: causal language modelling -----------------------------------------------------------
+
+def causal_lm_collate(examples: list) -> dict:
+    """Packed blocks need no padding: the labels are the inputs (the model shifts them by one)."""
+    input_ids = torch.tensor([e["input_ids"] for e in examples])
+    return {"input_ids": input_ids, "labels": input_ids.clone()}
+
+
+def course_tokenizer(arch: str, texts: list, vocab_size: int):
+    """``tokenization.train_tokenizer`` with reproducible ids.
+
+    The ``tokenizers`` WordPiece trainer learns the same vocabulary every time but numbers its
+    initial alphabet in hash order, which differs between processes. A checkpoint trained in CI
+    must match one trained here, so the non-special tokens are renumbered in sorted order.
+    """
+    tokenizer = train_tokenizer(arch, texts, vocab_size)
+    if arch != "bert":
+        return tokenizer
+    backend = tokenizer.backend_tokenizer
+    vocab = backend.get_vocab()
+    specials = sorted(tokenizer.all_special_ids)
+    assert specials == list(range(len(specials))), "special tokens come first in the course's WordPiece"
+    ordered = [backend.id_to_token(i) for i in specials] + sorted(t for t, i in vocab.items() if i not in specials)
+    backend.model = WordPiece({token: i for i, token in enumerate(ordered)}, unk_token=tokenizer.unk_token)
+    return PreTrainedTokenizerFast(tokenizer_object=backend, **BERT_SPECIALS)
+
+
+def unigram_perplexity(train_ids: list, eval_ids: list, vocab_size: int) -> float:
+    """Perplexity of the context-free baseline: add-one token frequencies, p(t) = (count + 1) / (N + V)."""
+    counts = torch.bincount(torch.tensor(train_ids), minlength=vocab_size).double() + 1
+    log_probs = (counts / counts.sum()).log()
+    return math.exp(-log_probs[torch.tensor(eval_ids)].mean().item())
+
+
+# --- BERT: masked language modelling ----------------------------------------------------------
+
+def mask_tokens(input_ids: torch.Tensor, tokenizer, rate: float = 0.15) -> tuple:
+    """BERT's corruption: choose ``rate`` of the ordinary tokens as targets, then replace
+    80% of them by [MASK], 10% by a random token and keep 10% unchanged.
+
+    Returns (corrupted inputs, labels); labels are -100 wherever there is nothing to predict.
+    Called afresh for every batch, so a block gets a new mask each time it is seen (dynamic
+    masking, RoBERTa) instead of one mask fixed in preprocessing (the original BERT).
+    """
+    special = torch.isin(input_ids, torch.tensor(tokenizer.all_special_ids))
+    chosen = (torch.rand(input_ids.shape) < rate) & ~special
+    labels = input_ids.masked_fill(~chosen, -100)
+    roll = torch.rand(input_ids.shape)
+    inputs = input_ids.masked_fill(chosen & (roll < 0.8), tokenizer.mask_token_id)
+    random_token = chosen & (roll >= 0.8) & (roll < 0.9)
+    inputs[random_token] = torch.randint(len(tokenizer), input_ids.shape)[random_token]
+    return inputs, labels
+
+
+def masked_lm_collator(tokenizer, rate: float = 0.15):
+    """A collate function that stacks packed blocks and masks them (dynamic masking)."""
+    def collate(examples):
+        inputs, labels = mask_tokens(torch.tensor([e["input_ids"] for e in examples]), tokenizer, rate)
+        return {"input_ids": inputs, "labels": labels}
+    return collate
+
+
+class SparseBertForMaskedLM(BertForMaskedLM):
+    """``BertForMaskedLM`` that runs its output layer only where there is something to predict.
+
+    With a 8k vocabulary and 128 hidden units, the output layer (hidden -> vocab at every
+    position) costs more than the whole encoder of BERT-Tiny; only 15% of positions have a
+    label, so computing the other 85% is waste. Same parameters, same saved checkpoint: it
+    loads back as a plain ``BertForMaskedLM``. Logits come back only for the labelled
+    positions, flattened to (n_targets, vocab), with labels omitted it behaves like the parent.
+    """
+
+    def forward(self, input_ids=None, attention_mask=None, labels=None, **kwargs):
+        if labels is None:
+            return super().forward(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
+        hidden = self.bert(input_ids, attention_mask=attention_mask).last_hidden_state
+        targets = labels != -100
+        logits = self.cls(hidden[targets])
+        return MaskedLMOutput(loss=F.cross_entropy(logits.float(), labels[targets]), logits=logits)
+
+
+def masked_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> tuple:
+    """(correct, counted) over masked positions, for dense (batch, seq, vocab) or sparse logits."""
+    targets = labels[labels != -100]
+    predictions = logits.argmax(-1)
+    if logits.dim() == 3:
+        predictions = predictions[labels != -100]
+    return (predictions == targets).sum().item(), targets.numel()
+
+
+@torch.no_grad()
+def fill_mask(model, tokenizer, text: str, k: int = 5) -> list:
+    """The ``k`` most probable tokens for the first [MASK] in ``text``, as (token, probability)."""
+    model.eval()
+    batch = tokenizer(text, return_tensors="pt")
+    position = (batch["input_ids"][0] == tokenizer.mask_token_id).nonzero()[0, 0]
+    probs = model(**batch).logits[0, position].softmax(-1)
+    top = probs.topk(k)
+    return [(tokenizer.convert_ids_to_tokens(int(i)), p.item()) for p, i in zip(top.values, top.indices)]
+
+
+def build_model(arch: str, preset: str, tokenizer, block_size: int):
+    """A fresh GPT2LMHeadModel, or a BERT with the masked-only output layer."""
+    model = models.build(arch, preset, tokenizer, max_length=block_size)
+    if arch == "bert":
+        model = SparseBertForMaskedLM(model.config)
+        model.config.architectures = ["BertForMaskedLM"]
+    return model
+
+
+def load_model(arch: str, path):
+    if arch == "bert":
+        return SparseBertForMaskedLM.from_pretrained(path)
+    return AutoModelForCausalLM.from_pretrained(path)
+
+
+def objective(arch: str, tokenizer, mask_rate: float) -> tuple:
+    """(collate function, accuracy function) of an architecture's pretraining objective."""
+    if arch == "gpt":
+        return causal_lm_collate, next_token_accuracy
+    if arch == "bert":
+        return masked_lm_collator(tokenizer, mask_rate), masked_accuracy
+    raise ValueError(f"arch must be 'gpt' or 'bert', not {arch!r}")
+
+
+def pretrain(arch: str, preset: str, out_dir, max_steps: int, corpus: str = "sst2+wiki",
+             vocab_size: int = 8000, block_size: int = 128, mask_rate: float = 0.15, **train_args) -> Trainer:
+    """Pretrain (or resume pretraining) a GPT or BERT and save it with its tokenizer in ``out_dir``.
+
+    ``train_args`` are ``TrainConfig`` fields (batch_size, lr, warmup_steps, schedule, ...).
+    """
+    out_dir = Path(out_dir)
+    resuming = (out_dir / STATE_JSON).is_file()
+    if resuming:
+        tokenizer = AutoTokenizer.from_pretrained(out_dir)
+        model = load_model(arch, out_dir)
+    else:
+        tokenizer = course_tokenizer(arch, load_corpus(corpus), vocab_size)
+        seed_everything(train_args.get("seed", 0))  # the initial weights depend only on the seed
+        model = build_model(arch, preset, tokenizer, block_size)
+    collate, accuracy_fn = objective(arch, tokenizer, mask_rate)
+    train_blocks, eval_blocks = corpus_blocks(tokenizer, corpus, block_size)
+    config = TrainConfig(max_steps=max_steps, **train_args)
+    trainer = Trainer(model, train_blocks, collate, config, eval_data=eval_blocks,
+                      accuracy_fn=accuracy_fn, out_dir=out_dir, tokenizer=tokenizer)
+    if resuming:
+        trainer.resume(out_dir)
+    trainer.fit()
+    return trainer
+
+
+# --- the course's checkpoints: trained once, then loaded from the cache -------------------------
+
+RECIPES = {  # (arch, profile) -> arguments of ``pretrain``
+    ("gpt", "cpu"): dict(preset="tiny", max_steps=500, corpus="sst2", vocab_size=4096, block_size=64,
+                         batch_size=32, lr=2e-3, warmup_steps=25, eval_every=50),
+    ("gpt", "gpu"): dict(preset="small", max_steps=3000, corpus="sst2+wiki", vocab_size=8000, block_size=128,
+                         batch_size=128, lr=1e-3, warmup_steps=150, eval_every=250),
+    ("bert", "cpu"): dict(preset="tiny", max_steps=600, corpus="sst2", vocab_size=8000, block_size=128,
+                          mask_rate=0.15, batch_size=32, lr=2e-3, warmup_steps=30, eval_every=50),
+    ("bert", "gpu"): dict(preset="small", max_steps=6000, corpus="sst2+wiki", vocab_size=8000, block_size=128,
+                          mask_rate=0.15, batch_size=256, lr=1e-3, warmup_steps=300, eval_every=500),
+}
+
+
+def checkpoint_dir(arch: str) -> Path:
+    return cache_dir() / "checkpoints" / f"{arch}-{profile()}"
+
+
+def course_checkpoint(arch: str) -> Path:
+    """The directory of the course's own pretrained ``arch`` for the active profile.
+
+    Trained by ``RECIPES`` the first time (minutes; a progress bar on stderr), loaded from the
+    cache afterwards. Prints nothing either way, so a notebook's output does not depend on it.
+    """
+    path = checkpoint_dir(arch)
+    recipe = dict(RECIPES[arch, profile()])
+    done = path / STATE_JSON
+    if not done.is_file() or json.loads(done.read_text())["step"] < recipe["max_steps"]:
+        pretrain(arch, recipe.pop("preset"), path, **recipe)
+    return path
+
+
+def load_run(path) -> tuple:
+    """(history, RunCost) of the pretraining run saved in ``path``: the curves to plot, what it cost."""
+    meta = json.loads((Path(path) / STATE_JSON).read_text())
+    cost = dict(meta["cost"])
+    cost.pop("tokens_per_second")
+    return meta["history"], RunCost(**cost)
+
+
+def describe_checkpoint(path) -> str:
+    """One line about a saved pretraining run: steps, tokens seen, final validation numbers."""
+    meta = json.loads((Path(path) / STATE_JSON).read_text())
+    final = meta["history"]["eval"][-1]
+    return (f"{meta['step']} steps, {meta['cost']['tokens']:,} tokens, "
+            f"validation loss {final['loss']:.3f}, accuracy {final['accuracy']:.3f}")
+
+
+FINETUNE = dict(max_steps=160, batch_size=32, lr=1e-3, warmup_steps=16)  # 10 epochs of 500 labels
+
+
+def transfer_accuracy(checkpoint, train, dev, pretrained: bool = True, seed: int = 0, **overrides) -> float:
+    """Dev accuracy after fine-tuning (미세조정) the checkpoint, or its architecture from scratch, on ``train``."""
+    seed_everything(seed)
+    tokenizer = AutoTokenizer.from_pretrained(checkpoint)
+    if pretrained:
+        model = BertForSequenceClassification.from_pretrained(checkpoint, num_labels=2)
+    else:
+        model = BertForSequenceClassification(BertConfig.from_pretrained(checkpoint, num_labels=2))
+    config = TrainConfig(**{**FINETUNE, "seed": seed, "progress": False, **overrides})
+    trainer = finetune.finetune(model, tokenizer, train, dev, config)
+    return trainer.history["eval"][-1]["accuracy"]

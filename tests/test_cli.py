@@ -1,0 +1,40 @@
+"""The command line: every subcommand documents itself; pretrain resumes; finetune/evaluate use its output."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from course_lib import cli, data
+
+
+@pytest.mark.parametrize("command", ["demo", "pretrain", "finetune", "evaluate", "homework"])
+def test_every_subcommand_has_help(command):
+    result = subprocess.run([sys.executable, "-m", "course_lib", command, "--help"], capture_output=True, text=True)
+    assert result.returncode == 0 and "usage: python -m course_lib " + command in result.stdout
+
+
+def test_pretrain_resume_finetune_evaluate(tmp_path, capsys):
+    if data.mirror_dir() is None:
+        pytest.skip("COURSE_DATA_DIR is not set")
+    ckpt = tmp_path / "gpt"
+    common = ["pretrain", "--arch", "gpt", "--preset", "tiny", "--out", str(ckpt), "--corpus", "wiki",
+              "--vocab-size", "500", "--block-size", "32", "--batch-size", "8", "--warmup-steps", "1"]
+    cli.main(common + ["--max-steps", "2"])
+    first = json.loads((ckpt / "trainer_state.json").read_text())
+    cli.main(common + ["--max-steps", "4"])
+    second = json.loads((ckpt / "trainer_state.json").read_text())
+    assert (first["step"], second["step"]) == (2, 4)
+    assert second["history"]["train"][:2] == first["history"]["train"]  # continued, not restarted
+
+    cli.main(["finetune", "--checkpoint", str(ckpt), "--labels", "16", "--epochs", "1", "--batch-size", "8",
+              "--out", str(tmp_path / "clf")])
+    capsys.readouterr()
+    cli.main(["evaluate", "--checkpoint", str(tmp_path / "clf")])
+    result = json.loads(capsys.readouterr().out)
+    assert result["examples"] == 872 and 0.0 <= result["accuracy"] <= 1.0
+
+
+def test_finetune_names_a_bad_checkpoint(tmp_path):
+    with pytest.raises(SystemExit, match="neither 'minilm' nor a checkpoint directory"):
+        cli.main(["finetune", "--checkpoint", str(tmp_path), "--labels", "16", "--out", str(tmp_path / "x")])
