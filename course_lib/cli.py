@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 from . import data, models, runtime
-from .finetune import encode, finetune, padding_collator
+from .finetune import encode, finetune, match_tokenizer, padding_collator
 from .trainer import TrainConfig, accuracy, evaluate
 
 TASKS = {"sst2": "sst2", "korean-hate-speech": "korean_hate_speech"}
@@ -28,6 +28,7 @@ def load_classifier(checkpoint: str, num_labels: int):
 
     tokenizer = AutoTokenizer.from_pretrained(path)
     model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=num_labels)
+    match_tokenizer(model, tokenizer)
     return model, tokenizer
 
 

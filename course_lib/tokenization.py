@@ -21,12 +21,25 @@ def train_wordpiece(texts, vocab_size: int = 8000, min_frequency: int = 2) -> Pr
         vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=list(BERT_SPECIALS.values()),
         show_progress=False)
     tok.train_from_iterator(texts, trainer)
+    tok.model = _sorted_wordpiece(tok)
     cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
         special_tokens=[("[CLS]", cls), ("[SEP]", sep)])
     tok.decoder = decoders.WordPiece()
     return PreTrainedTokenizerFast(tokenizer_object=tok, **BERT_SPECIALS)
+
+
+def _sorted_wordpiece(tok: Tokenizer) -> models.WordPiece:
+    """The same vocabulary with reproducible ids: special tokens first, then the rest sorted.
+
+    The WordPiece trainer learns the same vocabulary every time but numbers its initial alphabet
+    in hash order, which changes between processes; a checkpoint and its tokenizer must not.
+    """
+    vocab = tok.get_vocab()
+    specials = [t for t in BERT_SPECIALS.values()]
+    ordered = specials + sorted(t for t in vocab if t not in specials)
+    return models.WordPiece({t: i for i, t in enumerate(ordered)}, unk_token="[UNK]")
 
 
 def train_bpe(texts, vocab_size: int = 8000, min_frequency: int = 2) -> PreTrainedTokenizerFast:

@@ -8,10 +8,16 @@ import pytest
 from course_lib import cli, data
 
 
+def test_entry_point_prints_help():
+    result = subprocess.run([sys.executable, "-m", "course_lib", "--help"], capture_output=True, text=True)
+    assert result.returncode == 0 and "{demo,pretrain,finetune,evaluate,homework}" in result.stdout
+
+
 @pytest.mark.parametrize("command", ["demo", "pretrain", "finetune", "evaluate", "homework"])
-def test_every_subcommand_has_help(command):
-    result = subprocess.run([sys.executable, "-m", "course_lib", command, "--help"], capture_output=True, text=True)
-    assert result.returncode == 0 and "usage: python -m course_lib " + command in result.stdout
+def test_every_subcommand_has_help(command, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.parser().parse_args([command, "--help"])
+    assert exit_.value.code == 0 and "usage: python -m course_lib " + command in capsys.readouterr().out
 
 
 def test_pretrain_resume_finetune_evaluate(tmp_path, capsys):

@@ -76,3 +76,16 @@ def test_scratch_minilm_has_the_same_shape_but_not_the_weights():
     assert models.count_parameters(pretrained) == models.count_parameters(scratch)
     assert not torch.equal(pretrained.bert.embeddings.word_embeddings.weight,
                            scratch.bert.embeddings.word_embeddings.weight)
+
+
+def test_wordpiece_ids_are_the_same_in_every_process():
+    """The WordPiece trainer numbers its alphabet in hash order; the course renumbers it."""
+    import subprocess
+    import sys
+
+    script = ("from course_lib import tokenization; "
+              "t = tokenization.train_wordpiece(['a moving, funny film', 'the plot is thin'] * 5, 80, 1); "
+              "print(sorted(t.get_vocab().items(), key=lambda kv: kv[1]))")
+    runs = {subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+            for _ in range(2)}
+    assert len(runs) == 1
