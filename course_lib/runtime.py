@@ -51,6 +51,7 @@ def quiet_libraries() -> None:
     logging.getLogger("gensim").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=UserWarning, module="torch")
+    warnings.filterwarnings("ignore", message="IProgress not found")  # no ipywidgets: tqdm falls back to text
 
 
 def profile() -> str:
