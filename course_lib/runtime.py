@@ -41,7 +41,10 @@ def setup(seed: int = 0, threads: int = 2) -> str:
 
 def quiet_libraries() -> None:
     """Silence library chatter (load reports, progress bars of downloads) that is not teaching."""
-    import datasets
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=UserWarning, module="torch")
+    warnings.filterwarnings("ignore", message="IProgress not found")  # no ipywidgets: tqdm falls back to text
+    import datasets  # imported after the filters: importing them already warns
     import transformers
 
     transformers.logging.set_verbosity_error()
@@ -49,9 +52,6 @@ def quiet_libraries() -> None:
     datasets.logging.set_verbosity_error()
     datasets.disable_progress_bars()
     logging.getLogger("gensim").setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore", category=FutureWarning)
-    warnings.filterwarnings("ignore", category=UserWarning, module="torch")
-    warnings.filterwarnings("ignore", message="IProgress not found")  # no ipywidgets: tqdm falls back to text
 
 
 def profile() -> str:
