@@ -16,13 +16,13 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from transformers import (AutoModelForCausalLM, AutoTokenizer, BertConfig, BertForMaskedLM,
-                          BertForSequenceClassification, PreTrainedTokenizerFast)
-from tokenizers.models import WordPiece
+                          BertForSequenceClassification)
 from transformers.modeling_outputs import MaskedLMOutput
 
 from . import data, finetune, models
 from .runtime import cache_dir, profile, seed_everything
-from .tokenization import BERT_SPECIALS, train_tokenizer
+from .objectives import unigram_loss
+from .tokenization import train_tokenizer
 from .costs import RunCost
 from .trainer import STATE_JSON, Trainer, TrainConfig, next_token_accuracy
 
@@ -78,30 +78,9 @@ def causal_lm_collate(examples: list) -> dict:
     return {"input_ids": input_ids, "labels": input_ids.clone()}
 
 
-def course_tokenizer(arch: str, texts: list, vocab_size: int):
-    """``tokenization.train_tokenizer`` with reproducible ids.
-
-    The ``tokenizers`` WordPiece trainer learns the same vocabulary every time but numbers its
-    initial alphabet in hash order, which differs between processes. A checkpoint trained in CI
-    must match one trained here, so the non-special tokens are renumbered in sorted order.
-    """
-    tokenizer = train_tokenizer(arch, texts, vocab_size)
-    if arch != "bert":
-        return tokenizer
-    backend = tokenizer.backend_tokenizer
-    vocab = backend.get_vocab()
-    specials = sorted(tokenizer.all_special_ids)
-    assert specials == list(range(len(specials))), "special tokens come first in the course's WordPiece"
-    ordered = [backend.id_to_token(i) for i in specials] + sorted(t for t, i in vocab.items() if i not in specials)
-    backend.model = WordPiece({token: i for i, token in enumerate(ordered)}, unk_token=tokenizer.unk_token)
-    return PreTrainedTokenizerFast(tokenizer_object=backend, **BERT_SPECIALS)
-
-
 def unigram_perplexity(train_ids: list, eval_ids: list, vocab_size: int) -> float:
-    """Perplexity of the context-free baseline: add-one token frequencies, p(t) = (count + 1) / (N + V)."""
-    counts = torch.bincount(torch.tensor(train_ids), minlength=vocab_size).double() + 1
-    log_probs = (counts / counts.sum()).log()
-    return math.exp(-log_probs[torch.tensor(eval_ids)].mean().item())
+    """Perplexity of the context-free baseline (add-one token frequencies): e to the unigram loss."""
+    return math.exp(unigram_loss(train_ids, eval_ids, vocab_size))
 
 
 # --- BERT: masked language modelling ----------------------------------------------------------
@@ -135,7 +114,7 @@ def masked_lm_collator(tokenizer, rate: float = 0.15):
 class SparseBertForMaskedLM(BertForMaskedLM):
     """``BertForMaskedLM`` that runs its output layer only where there is something to predict.
 
-    With a 8k vocabulary and 128 hidden units, the output layer (hidden -> vocab at every
+    With a 4k-8k vocabulary and 128 hidden units, the output layer (hidden -> vocab at every
     position) costs more than the whole encoder of BERT-Tiny; only 15% of positions have a
     label, so computing the other 85% is waste. Same parameters, same saved checkpoint: it
     loads back as a plain ``BertForMaskedLM``. Logits come back only for the labelled
@@ -171,9 +150,17 @@ def fill_mask(model, tokenizer, text: str, k: int = 5) -> list:
     return [(tokenizer.convert_ids_to_tokens(int(i)), p.item()) for p, i in zip(top.values, top.indices)]
 
 
+NO_DROPOUT = {"bert": dict(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0),
+              "gpt": dict(resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)}
+
+
 def build_model(arch: str, preset: str, tokenizer, block_size: int):
-    """A fresh GPT2LMHeadModel, or a BERT with the masked-only output layer."""
-    model = models.build(arch, preset, tokenizer, max_length=block_size)
+    """A fresh GPT2LMHeadModel, or a BERT with the masked-only output layer.
+
+    No dropout: a run that sees each token only a few times cannot overfit, and dropout would only
+    slow it down (Geiping & Goldstein 2022, "Cramming"). Fine-tuning turns it back on.
+    """
+    model = models.build(arch, preset, tokenizer, max_length=block_size, **NO_DROPOUT[arch])
     if arch == "bert":
         model = SparseBertForMaskedLM(model.config)
         model.config.architectures = ["BertForMaskedLM"]
@@ -207,7 +194,7 @@ def pretrain(arch: str, preset: str, out_dir, max_steps: int, corpus: str = "sst
         tokenizer = AutoTokenizer.from_pretrained(out_dir)
         model = load_model(arch, out_dir)
     else:
-        tokenizer = course_tokenizer(arch, load_corpus(corpus), vocab_size)
+        tokenizer = train_tokenizer(arch, load_corpus(corpus), vocab_size)
         seed_everything(train_args.get("seed", 0))  # the initial weights depend only on the seed
         model = build_model(arch, preset, tokenizer, block_size)
     collate, accuracy_fn = objective(arch, tokenizer, mask_rate)
@@ -224,12 +211,12 @@ def pretrain(arch: str, preset: str, out_dir, max_steps: int, corpus: str = "sst
 # --- the course's checkpoints: trained once, then loaded from the cache -------------------------
 
 RECIPES = {  # (arch, profile) -> arguments of ``pretrain``
-    ("gpt", "cpu"): dict(preset="tiny", max_steps=500, corpus="sst2", vocab_size=4096, block_size=64,
-                         batch_size=32, lr=2e-3, warmup_steps=25, eval_every=50),
+    ("gpt", "cpu"): dict(preset="tiny", max_steps=1000, corpus="sst2", vocab_size=4096, block_size=64,
+                         batch_size=16, lr=2e-3, warmup_steps=50, eval_every=100),
     ("gpt", "gpu"): dict(preset="small", max_steps=3000, corpus="sst2+wiki", vocab_size=8000, block_size=128,
                          batch_size=128, lr=1e-3, warmup_steps=150, eval_every=250),
-    ("bert", "cpu"): dict(preset="tiny", max_steps=600, corpus="sst2", vocab_size=8000, block_size=128,
-                          mask_rate=0.15, batch_size=32, lr=2e-3, warmup_steps=30, eval_every=50),
+    ("bert", "cpu"): dict(preset="tiny", max_steps=2400, corpus="sst2", vocab_size=4096, block_size=64,
+                          mask_rate=0.15, batch_size=16, lr=1e-3, warmup_steps=100, eval_every=200),
     ("bert", "gpu"): dict(preset="small", max_steps=6000, corpus="sst2+wiki", vocab_size=8000, block_size=128,
                           mask_rate=0.15, batch_size=256, lr=1e-3, warmup_steps=300, eval_every=500),
 }
@@ -249,7 +236,12 @@ def course_checkpoint(arch: str) -> Path:
     recipe = dict(RECIPES[arch, profile()])
     done = path / STATE_JSON
     if not done.is_file() or json.loads(done.read_text())["step"] < recipe["max_steps"]:
-        pretrain(arch, recipe.pop("preset"), path, **recipe)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # float sums depend on the thread count: one thread gives the same
+        try:                      # checkpoint on every CPU (and tiny matrices gain little from two)
+            pretrain(arch, recipe.pop("preset"), path, **recipe)
+        finally:
+            torch.set_num_threads(threads)
     return path
 
 
@@ -270,16 +262,18 @@ def describe_checkpoint(path) -> str:
 
 
 FINETUNE = dict(max_steps=160, batch_size=32, lr=1e-3, warmup_steps=16)  # 10 epochs of 500 labels
+FINETUNE_DROPOUT = dict(hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1)  # BERT's defaults
 
 
 def transfer_accuracy(checkpoint, train, dev, pretrained: bool = True, seed: int = 0, **overrides) -> float:
     """Dev accuracy after fine-tuning (미세조정) the checkpoint, or its architecture from scratch, on ``train``."""
     seed_everything(seed)
     tokenizer = AutoTokenizer.from_pretrained(checkpoint)
+    config = BertConfig.from_pretrained(checkpoint, num_labels=2, **FINETUNE_DROPOUT)
     if pretrained:
-        model = BertForSequenceClassification.from_pretrained(checkpoint, num_labels=2)
+        model = BertForSequenceClassification.from_pretrained(checkpoint, config=config)
     else:
-        model = BertForSequenceClassification(BertConfig.from_pretrained(checkpoint, num_labels=2))
-    config = TrainConfig(**{**FINETUNE, "seed": seed, "progress": False, **overrides})
-    trainer = finetune.finetune(model, tokenizer, train, dev, config)
+        model = BertForSequenceClassification(config)
+    train_config = TrainConfig(**{**FINETUNE, "seed": seed, "progress": False, **overrides})
+    trainer = finetune.finetune(model, tokenizer, train, dev, train_config)
     return trainer.history["eval"][-1]["accuracy"]

@@ -36,3 +36,25 @@ def test_student_copy_runs_and_its_check_explains(tmp_path):
 
     solved = NotebookClient(nbformat.read(source, as_version=4)).execute()
     assert "Exercise 1: correct!" in solved.cells[0].outputs[0].text
+
+
+def test_every_course_notebook_has_a_clean_student_copy(tmp_path):
+    copies = homework.build(out_dir=tmp_path)
+    assert len(copies) >= 5
+    for path in copies:
+        text = path.read_text(encoding="utf-8")
+        assert "# BEGIN SOLUTION" not in text and "# END SOLUTION" not in text, path.name
+        assert "raise NotImplementedError" in text and "exercises.grade(" in text, path.name
+
+
+def test_student_copy_of_notebook_00_runs_and_explains(tmp_path):
+    """The real front-door notebook: every cell runs, and each graded check asks for the learner's code."""
+    from pathlib import Path
+
+    student = homework.student_copy(Path("notebooks/00_transfer_learning_big_picture.ipynb"), tmp_path)
+    executed = NotebookClient(nbformat.read(student, as_version=4), allow_errors=True,
+                              resources={"metadata": {"path": "notebooks"}}).execute()
+    errors = [o for cell in executed.cells if cell.cell_type == "code" for o in cell.outputs
+              if o.output_type == "error"]
+    assert [e.ename for e in errors] == ["CheckFailed", "CheckFailed"]
+    assert all("not attempted yet" in e.evalue for e in errors)

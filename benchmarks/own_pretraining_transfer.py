@@ -1,0 +1,41 @@
+"""Does the course's own pretrained BERT transfer? Fine-tune it on 500 SST-2 labels, against scratch.
+
+Both models have the same architecture and tokenizer; the only difference is the starting
+weights. Each is fine-tuned with the same recipe on the same 500 class-balanced labels
+(3 seeds) and scored on SST-2 dev. The checkpoint comes from ``pretraining.course_checkpoint``
+(trained once into the course cache), or from ``--checkpoint DIR``.
+
+    COURSE_DATA_DIR=../shared/data python benchmarks/own_pretraining_transfer.py
+"""
+import argparse
+import statistics
+import time
+
+import course_lib
+from course_lib import data, pretraining
+
+parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+parser.add_argument("--checkpoint", help="a pretrained BERT directory (default: the course checkpoint)")
+parser.add_argument("--labels", type=int, default=500)
+parser.add_argument("--seeds", type=int, default=3)
+parser.add_argument("--threads", type=int, default=2, help="CPU threads (1 is faster on a machine shared with other jobs)")
+args = parser.parse_args()
+
+course_lib.setup(threads=args.threads)
+start = time.perf_counter()
+checkpoint = args.checkpoint or pretraining.course_checkpoint("bert")
+print(f"checkpoint: {checkpoint} ({pretraining.describe_checkpoint(checkpoint)}), "
+      f"ready after {time.perf_counter() - start:.0f} s")
+sst2 = data.load("sst2")
+results = {"pretrained": [], "scratch": []}
+for seed in range(args.seeds):
+    train = sst2["train"].take(args.labels, seed=seed)
+    for init in results:
+        accuracy = pretraining.transfer_accuracy(checkpoint, train, sst2["dev"], pretrained=init == "pretrained",
+                                                 seed=seed)
+        results[init].append(accuracy)
+        print(f"seed {seed} {init:10s} dev accuracy {100 * accuracy:.1f}%", flush=True)
+means = {init: 100 * statistics.mean(accs) for init, accs in results.items()}
+for init, mean in means.items():
+    print(f"{init:10s} mean {mean:.1f}% over {args.seeds} seeds")
+print(f"gain over scratch at {args.labels} labels: {means['pretrained'] - means['scratch']:.1f} points")

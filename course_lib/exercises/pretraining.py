@@ -1,0 +1,86 @@
+"""Checks for the exercises of notebooks 05 (GPT) and 06 (BERT)."""
+import math
+from collections import Counter
+
+import torch
+
+from . import expect
+
+
+def check_top_p(fn) -> None:
+    """``fn(logits, p)`` -> logits with every token outside the nucleus set to -inf."""
+    logits = torch.log(torch.tensor([[0.05, 0.5, 0.15, 0.3]]))
+    out = fn(logits.clone(), 0.7)
+    expect(isinstance(out, torch.Tensor) and out.shape == logits.shape,
+           f"return a tensor shaped like the logits {tuple(logits.shape)}, got {getattr(out, 'shape', type(out))}")
+    kept = torch.isfinite(out)[0].tolist()
+    expect(kept[1], "the most probable token must always stay in the nucleus")
+    expect(kept != [False, True, False, False],
+           "with p=0.7 the best token (0.5) alone is not enough: keep adding tokens until the sum reaches p")
+    expect(not kept[2] and not kept[0], "0.5 + 0.3 already reaches p=0.7: tokens with 0.15 and 0.05 must be removed "
+                                        "(did you sort the probabilities in descending order?)")
+    expect(torch.equal(out[0, [1, 3]], logits[0, [1, 3]]), "kept tokens must keep their original logits")
+    expect(torch.isfinite(fn(logits.clone(), 0.5)).sum().item() == 1,
+           "with p=0.5 exactly one token (probability 0.5) reaches p: keep only it")
+    expect(torch.isfinite(fn(logits.clone(), 1.0)).all(), "with p=1.0 every token must be kept")
+    print("top-p keeps the smallest set of most probable tokens whose probability reaches p.")
+
+
+def check_unigram_perplexity(fn) -> None:
+    """``fn(train_ids, eval_ids, vocab_size)`` -> perplexity of add-one unigram frequencies."""
+    train, evaluate, vocab = [0, 0, 1, 2], [0, 1], 4
+    counts = Counter(train)
+    probs = [(counts[t] + 1) / (len(train) + vocab) for t in range(vocab)]
+    expected = math.exp(-sum(math.log(probs[t]) for t in evaluate) / len(evaluate))
+    got = fn(train, evaluate, vocab)
+    expect(isinstance(got, (int, float)), f"return a number, got {type(got).__name__}")
+    expect(not math.isclose(got, vocab), f"{got:.3f} is the uniform model's perplexity: use the training counts")
+    no_smoothing = math.exp(-(math.log(2 / 4) + math.log(1 / 4)) / 2)
+    expect(not math.isclose(got, no_smoothing, rel_tol=1e-6),
+           "add one to every count (Laplace smoothing): a token unseen in training must not get probability 0")
+    expect(got >= 1, f"a perplexity is at least 1, got {got:.3f}: exponentiate the mean *negative* log-probability")
+    expect(math.isclose(got, expected, rel_tol=1e-6),
+           f"expected {expected:.4f} for train {train}, eval {evaluate}, vocab {vocab}; got {got:.4f}. "
+           "p(t) = (count(t) + 1) / (N + V), perplexity = exp(mean over eval tokens of -log p(t))")
+    print("unigram perplexity: the number to beat for any language model that uses context.")
+
+
+def check_masking(fn) -> None:
+    """``fn(input_ids, mask_id, vocab_size, special_ids, rate)`` -> (inputs, labels) with 80/10/10."""
+    torch.manual_seed(0)
+    mask_id, vocab, specials = 4, 1000, [0, 1, 2, 3, 4]
+    ids = torch.randint(5, vocab, (200, 128))
+    ids[:, 0], ids[:, -1] = 2, 3  # [CLS] ... [SEP]
+    inputs, labels = fn(ids.clone(), mask_id, vocab, specials, 0.15)
+    expect(inputs.shape == ids.shape and labels.shape == ids.shape, "return (inputs, labels), both shaped like input_ids")
+    chosen = labels != -100
+    expect(chosen.any(), "no position is a target: labels must be -100 except at the chosen positions")
+    expect(torch.equal(labels[chosen], ids[chosen]), "at chosen positions the label is the ORIGINAL token id")
+    expect(not chosen[:, 0].any() and not chosen[:, -1].any(), "never choose special tokens ([CLS], [SEP]) as targets")
+    rate = chosen.float().mean().item()
+    expect(0.12 < rate < 0.17, f"about 15% of ordinary tokens should be targets, got {100 * rate:.1f}%")
+    expect(torch.equal(inputs[~chosen], ids[~chosen]), "positions that are not targets must stay unchanged")
+    masked = (inputs[chosen] == mask_id).float().mean().item()
+    same = (inputs[chosen] == ids[chosen]).float().mean().item()
+    other = 1 - masked - same
+    expect(0.75 < masked < 0.85, f"80% of targets should become [MASK], got {100 * masked:.1f}%")
+    expect(0.07 < other < 0.13, f"10% of targets should become a random token, got {100 * other:.1f}%")
+    expect(0.07 < same < 0.13, f"10% of targets should stay unchanged, got {100 * same:.1f}% "
+                               "(a random token can equal the original, but rarely)")
+    print(f"{100 * rate:.0f}% targets: {100 * masked:.0f}% [MASK], {100 * other:.0f}% random, {100 * same:.0f}% kept.")
+
+
+def check_masked_accuracy(fn) -> None:
+    """``fn(logits, labels)`` -> share of labelled positions whose argmax equals the label."""
+    logits = torch.zeros(1, 4, 3)
+    logits[0, torch.arange(4), torch.tensor([0, 1, 2, 2])] = 1.0
+    labels = torch.tensor([[0, -100, 1, 2]])
+    got = fn(logits, labels)
+    expect(isinstance(got, (float, int)) or (isinstance(got, torch.Tensor) and got.numel() == 1),
+           f"return one number, got {type(got).__name__}")
+    got = float(got)
+    expect(not math.isclose(got, 0.5, rel_tol=1e-6),
+           "0.5 is the accuracy over all 4 positions: skip positions labelled -100")
+    expect(math.isclose(got, 2 / 3, rel_tol=1e-6),
+           f"expected 2/3 (positions 0 and 3 right, 2 wrong, 1 ignored), got {got:.3f}")
+    print("masked-token accuracy counts only the positions the model had to fill in.")

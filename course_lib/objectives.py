@@ -1,0 +1,150 @@
+"""Self-supervised objectives (자기지도학습): the labels are made from the text itself.
+
+Three ways to turn raw text into (input, label) pairs, each a *collator* that batches tokenized
+examples for the course trainer:
+
+- causal LM (GPT): predict every next token.          ``clm_collator``  (transformers' own)
+- masked LM (BERT): predict 15% hidden tokens, 80/10/10. ``mlm_collator``  (transformers' own)
+- denoising (T5): predict the spans cut out of the input. ``SpanCorruptionCollator`` (written here)
+
+``show`` lays a batch out position by position, so a learner sees exactly what the model gets.
+"""
+import math
+from collections import Counter
+
+import torch
+from transformers import DataCollatorForLanguageModeling
+
+IGNORE = -100  # the label value PyTorch's cross-entropy skips
+SENTINELS = [f"<extra_id_{i}>" for i in range(16)]
+
+
+def clm_collator(tokenizer):
+    """Pad the batch; labels = input ids (padding -> -100). The model shifts labels by one itself."""
+    return DataCollatorForLanguageModeling(tokenizer, mlm=False)
+
+
+def mlm_collator(tokenizer, probability: float = 0.15, seed: int | None = None):
+    """BERT's masking: choose 15% of tokens; of those 80% -> [MASK], 10% -> random token, 10% unchanged.
+
+    The 10% random / 10% unchanged keep the model from learning "only [MASK] positions matter",
+    since [MASK] never appears when the model is later fine-tuned.
+    """
+    return DataCollatorForLanguageModeling(tokenizer, mlm=True, mlm_probability=probability, seed=seed)
+
+
+def add_sentinels(tokenizer, n: int = len(SENTINELS)):
+    """Give a tokenizer T5's span placeholders ``<extra_id_0>``, ``<extra_id_1>``… as special tokens."""
+    tokenizer.add_special_tokens({"extra_special_tokens": SENTINELS[:n]})
+    return tokenizer.convert_tokens_to_ids(SENTINELS[:n])
+
+
+def corrupt_spans(ids: list, sentinel_ids: list, generator: torch.Generator, density: float = 0.15,
+                  mean_span: float = 3.0) -> tuple:
+    """T5's span corruption on one sequence: returns (corrupted input, target).
+
+    About ``density`` of the tokens are removed in spans of ``mean_span`` on average; each span is
+    replaced by one sentinel in the input, and the target lists each sentinel followed by the
+    tokens it hides. The input shrinks and the target is short: cheap to train on.
+    """
+    n_noise = max(1, round(len(ids) * density))
+    n_spans = max(1, min(len(sentinel_ids), round(n_noise / mean_span)))
+    starts = sorted(torch.randperm(max(1, len(ids) - n_noise), generator=generator)[:n_spans].tolist())
+    corrupted, target, cursor = [], [], 0
+    span_len = max(1, n_noise // n_spans)
+    for k, start in enumerate(starts):
+        start = max(start, cursor)
+        end = min(start + span_len, len(ids))
+        if start >= end:
+            break
+        corrupted += ids[cursor:start] + [sentinel_ids[k]]
+        target += [sentinel_ids[k]] + ids[start:end]
+        cursor = end
+    return corrupted + ids[cursor:], target
+
+
+class SpanCorruptionCollator:
+    """Denoising for a decoder-only model: ``[corrupted input] [SEP] [target]``, loss on the target only.
+
+    T5 feeds the corrupted input to an encoder and the target to a decoder; with one causal stack
+    the same objective becomes a prefix LM: the model reads the damaged text, then writes the
+    missing spans. Labels are -100 on the prefix, so only the reconstruction is scored.
+    """
+
+    def __init__(self, tokenizer, sentinel_ids: list, separator_id: int, seed: int = 0, **corrupt_args):
+        self.tokenizer, self.sentinel_ids, self.separator_id = tokenizer, sentinel_ids, separator_id
+        self.generator = torch.Generator().manual_seed(seed)
+        self.corrupt_args = corrupt_args
+
+    def __call__(self, examples: list) -> dict:
+        rows = []
+        for example in examples:
+            corrupted, target = corrupt_spans(example["input_ids"], self.sentinel_ids, self.generator,
+                                              **self.corrupt_args)
+            prefix = corrupted + [self.separator_id]
+            rows.append((prefix + target, [IGNORE] * len(prefix) + target))
+        width = max(len(ids) for ids, _ in rows)
+        pad = self.tokenizer.pad_token_id
+        return {
+            "input_ids": torch.tensor([ids + [pad] * (width - len(ids)) for ids, _ in rows]),
+            "attention_mask": torch.tensor([[1] * len(ids) + [0] * (width - len(ids)) for ids, _ in rows]),
+            "labels": torch.tensor([labels + [IGNORE] * (width - len(labels)) for _, labels in rows]),
+        }
+
+
+# --- looking inside a batch ----------------------------------------------------------------------
+
+def show(tokenizer, batch: dict, row: int = 0, max_positions: int = 24, shift: bool = False) -> str:
+    """A table of one batch row: position, the token the model reads, the token it must predict there.
+
+    ``shift=True`` is for causal LMs: their labels equal their inputs and the model compares the
+    output at position t with the label at t + 1, so the table shows that next token.
+    """
+    ids = batch["input_ids"][row].tolist()[:max_positions]
+    labels = batch["labels"][row].tolist()[1:max_positions + 1] + [IGNORE] if shift else \
+        batch["labels"][row].tolist()[:max_positions]
+    lines = [f"{'pos':>3}  {'input':<16}{'predicts' if shift else 'label'}"]
+    for pos, (i, y) in enumerate(zip(ids, labels)):
+        target = "·" if y == IGNORE else tokenizer.convert_ids_to_tokens(y)
+        lines.append(f"{pos:>3}  {tokenizer.convert_ids_to_tokens(i):<16}{target}")
+    return "\n".join(lines)
+
+
+def masking_breakdown(originals: torch.Tensor, batch: dict, tokenizer) -> dict:
+    """What MLM did: share of ordinary tokens chosen; of the chosen, share [MASK] / random / kept.
+
+    ``originals`` are the padded input ids before masking (same shape as the batch). Special
+    tokens ([CLS], [SEP], [PAD]) are never chosen, so they are left out of the first share.
+    """
+    chosen = batch["labels"] != IGNORE
+    ordinary = ~torch.isin(originals, torch.tensor(tokenizer.all_special_ids))
+    inputs = batch["input_ids"][chosen]
+    n = int(chosen.sum())
+    is_mask = inputs == tokenizer.mask_token_id
+    kept = inputs == originals[chosen]
+    return {"chosen": n / int(ordinary.sum()), "mask": int(is_mask.sum()) / n,
+            "random": int((~is_mask & ~kept).sum()) / n, "kept": int(kept.sum()) / n}
+
+
+def targets_per_token(batch: dict) -> float:
+    """Fraction of real (non-padding) positions that carry a label: the objective's learning signal."""
+    real = batch["attention_mask"].bool()
+    return int((batch["labels"] != IGNORE)[real].sum()) / int(real.sum())
+
+
+# --- baselines a trained model must beat ------------------------------------------------------------
+
+def uniform_loss(vocab_size: int) -> float:
+    """Cross-entropy of guessing uniformly over the vocabulary: ln V nats. A random model sits near it."""
+    return math.log(vocab_size)
+
+
+def unigram_loss(train_ids: list, eval_ids: list, vocab_size: int) -> float:
+    """Cross-entropy on ``eval_ids`` of a model that ignores context and predicts token frequencies.
+
+    Add-one smoothing keeps unseen tokens at a finite cost. Beating this number is the first sign
+    that a language model uses context at all.
+    """
+    counts = Counter(train_ids)
+    total = len(train_ids) + vocab_size
+    return -sum(math.log((counts[t] + 1) / total) for t in eval_ids) / len(eval_ids)

@@ -1,0 +1,119 @@
+"""Pretraining: packing, 80/10/10 masking, the masked-only output layer, resume, the cached checkpoints."""
+import json
+import math
+
+import pytest
+import torch
+from transformers import AutoModelForMaskedLM, BertForMaskedLM
+
+from course_lib import pretraining, runtime
+from course_lib.exercises import CheckFailed
+from course_lib.exercises import pretraining as checks
+from course_lib.tokenization import train_tokenizer
+from course_lib.trainer import STATE_JSON
+
+TOY = [f"the film is {w} and the actors are {v} ." for w in ("good", "bad", "long", "funny", "dull")
+       for v in ("great", "awful", "fine", "young")] * 10
+
+
+@pytest.fixture
+def toy_corpus(monkeypatch, tmp_path):
+    monkeypatch.setitem(pretraining.CORPORA, "toy", lambda: TOY)
+    monkeypatch.setenv(runtime.CACHE_ENV, str(tmp_path / "cache"))
+    return "toy"
+
+
+@pytest.fixture(scope="module")
+def bert_tokenizer():
+    return train_tokenizer("bert", TOY, vocab_size=60)
+
+
+def test_bert_blocks_are_packed_between_cls_and_sep(bert_tokenizer):
+    blocks = pretraining.pack(bert_tokenizer, TOY, block_size=16)
+    assert all(len(b["input_ids"]) == 16 for b in blocks)
+    assert {b["input_ids"][0] for b in blocks} == {bert_tokenizer.cls_token_id}
+    assert {b["input_ids"][-1] for b in blocks} == {bert_tokenizer.sep_token_id}
+
+
+def test_masking_is_80_10_10_and_spares_special_tokens(bert_tokenizer):
+    torch.manual_seed(0)
+    ids = torch.randint(len(bert_tokenizer.all_special_ids), len(bert_tokenizer), (400, 64))
+    ids[:, 0], ids[:, -1] = bert_tokenizer.cls_token_id, bert_tokenizer.sep_token_id
+    inputs, labels = pretraining.mask_tokens(ids, bert_tokenizer, rate=0.15)
+    chosen = labels != -100
+    assert not chosen[:, [0, -1]].any()
+    assert 0.14 < chosen.float().mean() < 0.16
+    assert torch.equal(labels[chosen], ids[chosen]) and torch.equal(inputs[~chosen], ids[~chosen])
+    assert 0.78 < (inputs[chosen] == bert_tokenizer.mask_token_id).float().mean() < 0.82
+
+
+def test_course_masking_passes_the_exercise_check(bert_tokenizer):
+    def course_masking(input_ids, mask_id, vocab_size, special_ids, rate):
+        return pretraining.mask_tokens(input_ids, bert_tokenizer, rate)
+    bert_tokenizer_ids = set(bert_tokenizer.all_special_ids)
+    assert bert_tokenizer.mask_token_id in bert_tokenizer_ids
+    # the check uses its own ids (mask_id 4, specials 0-4), which the toy WordPiece vocabulary shares
+    assert bert_tokenizer.mask_token_id == 4 and bert_tokenizer_ids == {0, 1, 2, 3, 4}
+    checks.check_masking(course_masking)
+
+
+def test_sparse_output_layer_gives_the_dense_loss(bert_tokenizer):
+    model = pretraining.build_model("bert", "tiny", bert_tokenizer, block_size=16).eval()
+    dense = BertForMaskedLM(model.config).eval()
+    dense.load_state_dict(model.state_dict())
+    batch = pretraining.masked_lm_collator(bert_tokenizer)(pretraining.pack(bert_tokenizer, TOY, 16)[:8])
+    sparse_out, dense_out = model(**batch), dense(**batch)
+    assert math.isclose(sparse_out.loss.item(), dense_out.loss.item(), rel_tol=1e-5)
+    assert sparse_out.logits.shape == (int((batch["labels"] != -100).sum()), len(bert_tokenizer))
+    assert (pretraining.masked_accuracy(sparse_out.logits, batch["labels"])
+            == pretraining.masked_accuracy(dense_out.logits, batch["labels"]))
+
+
+def test_pretraining_resumes_exactly(toy_corpus, tmp_path):
+    args = dict(corpus=toy_corpus, vocab_size=300, block_size=16, batch_size=4, lr=1e-3, schedule="constant",
+                progress=False)
+    straight = pretraining.pretrain("gpt", "tiny", tmp_path / "straight", max_steps=4, **args)
+    pretraining.pretrain("gpt", "tiny", tmp_path / "resumed", max_steps=2, **args)
+    resumed = pretraining.pretrain("gpt", "tiny", tmp_path / "resumed", max_steps=4, **args)
+    assert [h["loss"] for h in resumed.history["train"]] == [h["loss"] for h in straight.history["train"]]
+
+
+def test_bert_checkpoint_resumes_and_loads_as_a_standard_model(toy_corpus, tmp_path):
+    args = dict(corpus=toy_corpus, vocab_size=60, block_size=16, batch_size=4, progress=False)
+    pretraining.pretrain("bert", "tiny", tmp_path / "bert", max_steps=2, **args)
+    trainer = pretraining.pretrain("bert", "tiny", tmp_path / "bert", max_steps=3, **args)
+    assert [h["step"] for h in trainer.history["train"]] == [1, 2, 3]
+    assert type(AutoModelForMaskedLM.from_pretrained(tmp_path / "bert")) is BertForMaskedLM
+
+
+def test_course_checkpoint_trains_once_and_prints_nothing(toy_corpus, monkeypatch, capsys):
+    recipe = dict(preset="tiny", max_steps=3, corpus=toy_corpus, vocab_size=60, block_size=16, batch_size=4,
+                  progress=False)
+    monkeypatch.setitem(pretraining.RECIPES, ("gpt", "cpu"), recipe)
+    path = pretraining.course_checkpoint("gpt")
+    saved = (path / STATE_JSON).stat().st_mtime_ns
+    assert pretraining.course_checkpoint("gpt") == path
+    assert (path / STATE_JSON).stat().st_mtime_ns == saved  # loaded, not retrained
+    assert capsys.readouterr().out == ""
+    history, cost = pretraining.load_run(path)
+    assert len(history["train"]) == 3 and cost.tokens == 3 * 4 * 16
+    assert json.loads((path / STATE_JSON).read_text())["step"] == 3
+
+
+def test_unigram_perplexity_passes_its_check_and_beats_uniform():
+    checks.check_unigram_perplexity(pretraining.unigram_perplexity)
+    assert pretraining.unigram_perplexity([0, 0, 0, 1], [0, 0], 50) < 50
+
+
+def test_exercise_checks_accept_the_course_code_and_explain_mistakes():
+    from course_lib import generation
+
+    checks.check_top_p(lambda logits, p: generation.filter_logits(logits, top_p=p))
+    with pytest.raises(CheckFailed, match="sort"):
+        checks.check_top_p(lambda logits, p: logits.masked_fill(logits.softmax(-1).cumsum(-1) > p, float("-inf")))
+    checks.check_masked_accuracy(lambda logits, labels: pretraining.masked_accuracy(logits, labels)[0]
+                                 / pretraining.masked_accuracy(logits, labels)[1])
+    with pytest.raises(CheckFailed, match="-100"):
+        checks.check_masked_accuracy(lambda logits, labels: (logits.argmax(-1) == labels).float().mean())
+    with pytest.raises(CheckFailed, match="ORIGINAL"):
+        checks.check_masking(lambda ids, mask_id, vocab, specials, rate: (ids, torch.zeros_like(ids)))
