@@ -97,6 +97,11 @@ class RunCost:
     def as_dict(self) -> dict:
         return {**asdict(self), "tokens_per_second": self.tokens_per_second}
 
+    @classmethod
+    def from_dict(cls, saved: dict) -> "RunCost":
+        """Inverse of ``as_dict`` (as stored in a checkpoint's trainer state)."""
+        return cls(**{k: v for k, v in saved.items() if k != "tokens_per_second"})
+
     def summary(self) -> str:
         mfu = f", MFU {100 * self.mfu:.1f}%" if self.mfu is not None else ""
         return (f"{self.tokens:,} tokens, {self.flops:.2e} FLOPs, {self.kwh * 1000:.3f} Wh, "

@@ -248,9 +248,7 @@ def course_checkpoint(arch: str) -> Path:
 def load_run(path) -> tuple:
     """(history, RunCost) of the pretraining run saved in ``path``: the curves to plot, what it cost."""
     meta = json.loads((Path(path) / STATE_JSON).read_text())
-    cost = dict(meta["cost"])
-    cost.pop("tokens_per_second")
-    return meta["history"], RunCost(**cost)
+    return meta["history"], RunCost.from_dict(meta["cost"])
 
 
 def describe_checkpoint(path) -> str:

@@ -346,9 +346,7 @@ class Trainer:
         version, state, py_gauss = meta["rng_python"]
         random.setstate((version, tuple(state), py_gauss))
         self.step, self.history = meta["step"], meta["history"]
-        saved_cost = dict(meta["cost"])
-        saved_cost.pop("tokens_per_second")
-        self.cost = RunCost(**saved_cost)
+        self.cost = RunCost.from_dict(meta["cost"])
         return self
 
     def _load_weights(self, path: Path) -> None:

@@ -118,7 +118,7 @@ def test_resume_refuses_a_checkpoint_of_another_model(tmp_path):
     other = BertForSequenceClassification(BertConfig(vocab_size=VOCAB, hidden_size=16, num_hidden_layers=1,
                                                      num_attention_heads=1, intermediate_size=32,
                                                      max_position_embeddings=LENGTH))
-    with pytest.raises(Exception):
+    with pytest.raises(RuntimeError, match="size mismatch"):
         make(other).resume(tmp_path / "ckpt")
 
 
