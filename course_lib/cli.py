@@ -48,6 +48,14 @@ def cmd_pretrain(args):
     report(trainer, args.out)
 
 
+def cmd_checkpoints(args):
+    from .pretraining import course_checkpoint, describe_checkpoint
+
+    for arch in args.arch:
+        path = course_checkpoint(arch)
+        print(f"{arch}: {path} ({describe_checkpoint(path)})")
+
+
 def cmd_finetune(args):
     task = data.load(TASKS[args.task])
     model, tokenizer = load_classifier(args.checkpoint, len(task.label_names))
@@ -99,6 +107,11 @@ def parser() -> argparse.ArgumentParser:
     pt.add_argument("--checkpoint-every", type=int, default=200)
     pt.add_argument("--seed", type=int, default=0)
     pt.set_defaults(func=cmd_pretrain)
+
+    ck = sub.add_parser("checkpoints", help="the course's own GPT and BERT for notebooks 05-06: trained once "
+                                            "into the cache (~11 CPU-minutes), found there afterwards")
+    ck.add_argument("--arch", nargs="+", choices=models.ARCHS, default=list(models.ARCHS))
+    ck.set_defaults(func=cmd_checkpoints)
 
     ft = sub.add_parser("finetune", help="fine-tune a checkpoint on a labelled task")
     ft.add_argument("--checkpoint", required=True, help="'minilm' or a checkpoint directory")

@@ -9,15 +9,14 @@ larger ``max_steps`` resumes exactly where the last run stopped.
 ``course_checkpoint("bert")`` is what notebooks call: the course's pretrained model from the
 cache, trained once (by the recipe in ``RECIPES``) when it is missing.
 """
+import hashlib
 import json
 import math
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
-from transformers import (AutoModelForCausalLM, AutoTokenizer, BertConfig, BertForMaskedLM,
-                          BertForSequenceClassification)
-from transformers.modeling_outputs import MaskedLMOutput
+from transformers import (AutoConfig, AutoModelForCausalLM, AutoModelForMaskedLM,
+                          AutoModelForSequenceClassification, AutoTokenizer)
 
 from . import data, finetune, models
 from .runtime import cache_dir, profile, seed_everything
@@ -111,25 +110,6 @@ def masked_lm_collator(tokenizer, rate: float = 0.15):
     return collate
 
 
-class SparseBertForMaskedLM(BertForMaskedLM):
-    """``BertForMaskedLM`` that runs its output layer only where there is something to predict.
-
-    With a 4k-8k vocabulary and 128 hidden units, the output layer (hidden -> vocab at every
-    position) costs more than the whole encoder of BERT-Tiny; only 15% of positions have a
-    label, so computing the other 85% is waste. Same parameters, same saved checkpoint: it
-    loads back as a plain ``BertForMaskedLM``. Logits come back only for the labelled
-    positions, flattened to (n_targets, vocab), with labels omitted it behaves like the parent.
-    """
-
-    def forward(self, input_ids=None, attention_mask=None, labels=None, **kwargs):
-        if labels is None:
-            return super().forward(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
-        hidden = self.bert(input_ids, attention_mask=attention_mask).last_hidden_state
-        targets = labels != -100
-        logits = self.cls(hidden[targets])
-        return MaskedLMOutput(loss=F.cross_entropy(logits.float(), labels[targets]), logits=logits)
-
-
 def masked_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> tuple:
     """(correct, counted) over masked positions, for dense (batch, seq, vocab) or sparse logits."""
     targets = labels[labels != -100]
@@ -150,27 +130,24 @@ def fill_mask(model, tokenizer, text: str, k: int = 5) -> list:
     return [(tokenizer.convert_ids_to_tokens(int(i)), p.item()) for p, i in zip(top.values, top.indices)]
 
 
-NO_DROPOUT = {"bert": dict(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0),
-              "gpt": dict(resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)}
+PRETRAINING_CONFIG = {
+    # No dropout: a run that sees each token only a few times cannot overfit, and dropout would only
+    # slow it down (Geiping & Goldstein 2022, "Cramming"). Fine-tuning turns it back on.
+    "gpt": dict(resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0),
+    # The output layer only where there is something to predict: with a 4k-8k vocabulary and 128
+    # hidden units it costs more than BERT-Tiny's whole encoder, and only 15% of positions have a
+    # label. With labels, logits come back flattened to (n_targets, vocab); without, for every position.
+    "bert": dict(embedding_dropout=0.0, attention_dropout=0.0, mlp_dropout=0.0, sparse_prediction=True),
+}
 
 
 def build_model(arch: str, preset: str, tokenizer, block_size: int):
-    """A fresh GPT2LMHeadModel, or a BERT with the masked-only output layer.
-
-    No dropout: a run that sees each token only a few times cannot overfit, and dropout would only
-    slow it down (Geiping & Goldstein 2022, "Cramming"). Fine-tuning turns it back on.
-    """
-    model = models.build(arch, preset, tokenizer, max_length=block_size, **NO_DROPOUT[arch])
-    if arch == "bert":
-        model = SparseBertForMaskedLM(model.config)
-        model.config.architectures = ["BertForMaskedLM"]
-    return model
+    """A fresh GPT or BERT language model, configured for pretraining (``PRETRAINING_CONFIG``)."""
+    return models.build(arch, preset, tokenizer, max_length=block_size, **PRETRAINING_CONFIG[arch])
 
 
 def load_model(arch: str, path):
-    if arch == "bert":
-        return SparseBertForMaskedLM.from_pretrained(path)
-    return AutoModelForCausalLM.from_pretrained(path)
+    return (AutoModelForMaskedLM if arch == "bert" else AutoModelForCausalLM).from_pretrained(path)
 
 
 def objective(arch: str, tokenizer, mask_rate: float) -> tuple:
@@ -215,15 +192,21 @@ RECIPES = {  # (arch, profile) -> arguments of ``pretrain``
                          batch_size=16, lr=2e-3, warmup_steps=50, eval_every=100),
     ("gpt", "gpu"): dict(preset="small", max_steps=3000, corpus="sst2+wiki", vocab_size=8000, block_size=128,
                          batch_size=128, lr=1e-3, warmup_steps=150, eval_every=250),
-    ("bert", "cpu"): dict(preset="tiny", max_steps=2400, corpus="sst2", vocab_size=4096, block_size=64,
-                          mask_rate=0.15, batch_size=16, lr=1e-3, warmup_steps=100, eval_every=200),
+    ("bert", "cpu"): dict(preset="tiny", max_steps=7200, corpus="sst2", vocab_size=4096, block_size=64,
+                          mask_rate=0.15, batch_size=16, lr=3e-3, warmup_steps=100, eval_every=600),
     ("bert", "gpu"): dict(preset="small", max_steps=6000, corpus="sst2+wiki", vocab_size=8000, block_size=128,
                           mask_rate=0.15, batch_size=256, lr=1e-3, warmup_steps=300, eval_every=500),
 }
 
 
 def checkpoint_dir(arch: str) -> Path:
-    return cache_dir() / "checkpoints" / f"{arch}-{profile()}"
+    """Where the course's ``arch`` for the active profile lives in the cache.
+
+    The name carries a digest of the recipe, so a cache filled by an older version of the course
+    (another recipe, another model) is never mistaken for the current checkpoint.
+    """
+    recipe = json.dumps(RECIPES[arch, profile()], sort_keys=True)
+    return cache_dir() / "checkpoints" / f"{arch}-{profile()}-{hashlib.sha256(recipe.encode()).hexdigest()[:8]}"
 
 
 def course_checkpoint(arch: str) -> Path:
@@ -260,18 +243,18 @@ def describe_checkpoint(path) -> str:
 
 
 FINETUNE = dict(max_steps=160, batch_size=32, lr=1e-3, warmup_steps=16)  # 10 epochs of 500 labels
-FINETUNE_DROPOUT = dict(hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1)  # BERT's defaults
+FINETUNE_DROPOUT = dict(embedding_dropout=0.1, attention_dropout=0.1, mlp_dropout=0.1, classifier_dropout=0.1)
 
 
 def transfer_accuracy(checkpoint, train, dev, pretrained: bool = True, seed: int = 0, **overrides) -> float:
     """Dev accuracy after fine-tuning (미세조정) the checkpoint, or its architecture from scratch, on ``train``."""
     seed_everything(seed)
     tokenizer = AutoTokenizer.from_pretrained(checkpoint)
-    config = BertConfig.from_pretrained(checkpoint, num_labels=2, **FINETUNE_DROPOUT)
+    config = AutoConfig.from_pretrained(checkpoint, num_labels=2, **FINETUNE_DROPOUT)
     if pretrained:
-        model = BertForSequenceClassification.from_pretrained(checkpoint, config=config)
+        model = AutoModelForSequenceClassification.from_pretrained(checkpoint, config=config)
     else:
-        model = BertForSequenceClassification(config)
+        model = AutoModelForSequenceClassification.from_config(config)
     train_config = TrainConfig(**{**FINETUNE, "seed": seed, "progress": False, **overrides})
     trainer = finetune.finetune(model, tokenizer, train, dev, train_config)
     return trainer.history["eval"][-1]["accuracy"]

@@ -5,15 +5,15 @@ import sys
 
 import pytest
 
-from course_lib import cli, data
+from course_lib import cli, data, pretraining, runtime
 
 
 def test_entry_point_prints_help():
     result = subprocess.run([sys.executable, "-m", "course_lib", "--help"], capture_output=True, text=True)
-    assert result.returncode == 0 and "{demo,pretrain,finetune,evaluate,homework}" in result.stdout
+    assert result.returncode == 0 and "{demo,pretrain,checkpoints,finetune,evaluate,homework}" in result.stdout
 
 
-@pytest.mark.parametrize("command", ["demo", "pretrain", "finetune", "evaluate", "homework"])
+@pytest.mark.parametrize("command", ["demo", "pretrain", "checkpoints", "finetune", "evaluate", "homework"])
 def test_every_subcommand_has_help(command, capsys):
     with pytest.raises(SystemExit) as exit_:
         cli.parser().parse_args([command, "--help"])
@@ -44,3 +44,18 @@ def test_pretrain_resume_finetune_evaluate(tmp_path, capsys):
 def test_finetune_names_a_bad_checkpoint(tmp_path):
     with pytest.raises(SystemExit, match="neither 'minilm' nor a checkpoint directory"):
         cli.main(["finetune", "--checkpoint", str(tmp_path), "--labels", "16", "--out", str(tmp_path / "x")])
+
+
+def test_checkpoints_trains_the_course_checkpoint_once(monkeypatch, tmp_path, capsys):
+    monkeypatch.setitem(pretraining.CORPORA, "toy", lambda: ["the film is good and the actors are great ."] * 40)
+    monkeypatch.setitem(pretraining.RECIPES, ("gpt", "cpu"), dict(preset="tiny", max_steps=2, corpus="toy",
+                        vocab_size=300, block_size=16, batch_size=4, progress=False))
+    monkeypatch.setenv(runtime.CACHE_ENV, str(tmp_path))
+    monkeypatch.setenv(runtime.PROFILE_ENV, "cpu")
+    state = pretraining.checkpoint_dir("gpt") / "trainer_state.json"
+    cli.main(["checkpoints", "--arch", "gpt"])
+    trained = state.stat().st_mtime_ns
+    cli.main(["checkpoints", "--arch", "gpt"])
+    assert state.stat().st_mtime_ns == trained  # the second call finds the checkpoint, it does not train again
+    first, second = capsys.readouterr().out.splitlines()
+    assert first == second and first.startswith(f"gpt: {state.parent} (2 steps, 128 tokens")

@@ -4,9 +4,9 @@ import math
 
 import pytest
 import torch
-from transformers import AutoModelForMaskedLM, BertForMaskedLM
+from transformers import AutoModelForMaskedLM, ModernBertForMaskedLM
 
-from course_lib import pretraining, runtime
+from course_lib import models, pretraining, runtime
 from course_lib.exercises import CheckFailed
 from course_lib.exercises import pretraining as checks
 from course_lib.tokenization import train_tokenizer
@@ -59,7 +59,9 @@ def test_course_masking_passes_the_exercise_check(bert_tokenizer):
 
 def test_sparse_output_layer_gives_the_dense_loss(bert_tokenizer):
     model = pretraining.build_model("bert", "tiny", bert_tokenizer, block_size=16).eval()
-    dense = BertForMaskedLM(model.config).eval()
+    assert model.config.sparse_prediction
+    dense = models.build("bert", "tiny", bert_tokenizer, max_length=16).eval()  # every position
+    assert not dense.config.sparse_prediction
     dense.load_state_dict(model.state_dict())
     batch = pretraining.masked_lm_collator(bert_tokenizer)(pretraining.pack(bert_tokenizer, TOY, 16)[:8])
     sparse_out, dense_out = model(**batch), dense(**batch)
@@ -83,7 +85,7 @@ def test_bert_checkpoint_resumes_and_loads_as_a_standard_model(toy_corpus, tmp_p
     pretraining.pretrain("bert", "tiny", tmp_path / "bert", max_steps=2, **args)
     trainer = pretraining.pretrain("bert", "tiny", tmp_path / "bert", max_steps=3, **args)
     assert [h["step"] for h in trainer.history["train"]] == [1, 2, 3]
-    assert type(AutoModelForMaskedLM.from_pretrained(tmp_path / "bert")) is BertForMaskedLM
+    assert type(AutoModelForMaskedLM.from_pretrained(tmp_path / "bert")) is ModernBertForMaskedLM
 
 
 def test_course_checkpoint_trains_once_and_prints_nothing(toy_corpus, monkeypatch, capsys):
