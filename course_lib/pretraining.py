@@ -135,7 +135,7 @@ PRETRAINING_CONFIG = {
     # slow it down (Geiping & Goldstein 2022, "Cramming"). Fine-tuning turns it back on.
     "gpt": dict(resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0),
     # The output layer only where there is something to predict: with a 4k-8k vocabulary and 128
-    # hidden units it costs more than BERT-Tiny's whole encoder, and only 15% of positions have a
+    # hidden units it costs as much as BERT-Tiny's whole encoder, and only 15% of positions have a
     # label. With labels, logits come back flattened to (n_targets, vocab); without, for every position.
     "bert": dict(embedding_dropout=0.0, attention_dropout=0.0, mlp_dropout=0.0, sparse_prediction=True),
 }

@@ -241,7 +241,10 @@ class Trainer:
         """Train until ``max_steps``; returns the history (also kept on ``self.history``)."""
         self.model.train()
         self._current_freeze()
-        bar = tqdm(total=self.cfg.max_steps, initial=self.step, disable=not self.cfg.progress, desc="train")
+        # At most one redraw a second: a bar redrawn every step sends thousands of messages from a long
+        # run in a notebook, more than Jupyter's output channel buffers (it then drops the cell's output).
+        bar = tqdm(total=self.cfg.max_steps, initial=self.step, disable=not self.cfg.progress, desc="train",
+                   mininterval=1.0)
         while self.step < self.cfg.max_steps:
             self._apply_unfreeze()
             examples = [self.train_data[i] for i in self.batch_indices(self.step)]
@@ -252,8 +255,8 @@ class Trainer:
             self.cost.add(self._step_tokens, self._step_flops, time.perf_counter() - start, self.device)
             self.step += 1
             self.history["train"].append({"step": self.step, "loss": loss, "lr": self.scheduler.get_last_lr()[-1]})
+            bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{self.cost.tokens_per_second:,.0f}", refresh=False)
             bar.update(1)
-            bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{self.cost.tokens_per_second:,.0f}")
             if self.cfg.eval_every and self.step % self.cfg.eval_every == 0 and self.step < self.cfg.max_steps:
                 self._log_eval()
             if self.cfg.checkpoint_every and self.step % self.cfg.checkpoint_every == 0 and self.out_dir:

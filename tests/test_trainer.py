@@ -1,4 +1,6 @@
 """The trainer: it learns, accumulates exactly, resumes exactly, and sets the learning rates it promises."""
+import time
+
 import pytest
 import torch
 from transformers import BertConfig, BertForSequenceClassification
@@ -168,3 +170,13 @@ def test_bf16_autocast_trains_on_cpu():
 def test_impossible_configs_are_refused(bad):
     with pytest.raises(ValueError):
         TrainConfig(**bad)
+
+
+def test_progress_bar_redraws_at_most_about_once_a_second(capsys):
+    """A redraw per step would flood a notebook's output channel on long runs (Jupyter drops output)."""
+    trainer = make(max_steps=200, batch_size=8, progress=True)
+    start = time.perf_counter()
+    trainer.fit()
+    elapsed = time.perf_counter() - start
+    redraws = capsys.readouterr().err.count("train:")
+    assert redraws <= elapsed + 3, f"{redraws} redraws in {elapsed:.1f} s"
