@@ -23,7 +23,7 @@ from .runtime import cache_dir, profile, seed_everything
 from .objectives import unigram_loss
 from .tokenization import train_tokenizer
 from .costs import RunCost
-from .trainer import STATE_JSON, Trainer, TrainConfig, next_token_accuracy
+from .trainer import STATE_JSON, Trainer, TrainConfig, accuracy, next_token_accuracy
 
 CORPORA = {
     "sst2": lambda: data.load("sst2")["train"].texts,  # the sentences only: no labels are used
@@ -110,15 +110,6 @@ def masked_lm_collator(tokenizer, rate: float = 0.15):
     return collate
 
 
-def masked_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> tuple:
-    """(correct, counted) over masked positions, for dense (batch, seq, vocab) or sparse logits."""
-    targets = labels[labels != -100]
-    predictions = logits.argmax(-1)
-    if logits.dim() == 3:
-        predictions = predictions[labels != -100]
-    return (predictions == targets).sum().item(), targets.numel()
-
-
 @torch.no_grad()
 def fill_mask(model, tokenizer, text: str, k: int = 5) -> list:
     """The ``k`` most probable tokens for the first [MASK] in ``text``, as (token, probability)."""
@@ -155,7 +146,7 @@ def objective(arch: str, tokenizer, mask_rate: float) -> tuple:
     if arch == "gpt":
         return causal_lm_collate, next_token_accuracy
     if arch == "bert":
-        return masked_lm_collator(tokenizer, mask_rate), masked_accuracy
+        return masked_lm_collator(tokenizer, mask_rate), accuracy
     raise ValueError(f"arch must be 'gpt' or 'bert', not {arch!r}")
 
 

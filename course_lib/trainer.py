@@ -103,9 +103,16 @@ def lr_multiplier(step: int, cfg: TrainConfig) -> float:
 
 
 def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> tuple:
-    """(correct, counted) over positions whose label is not -100 (classification and MLM)."""
+    """(correct, counted) over positions whose label is not -100 (classification and MLM).
+
+    ``logits`` cover every position (..., vocab), or only the labelled ones (n_labelled, vocab), as
+    a masked LM with a sparse output layer returns them.
+    """
     keep = labels != -100
-    return (logits.argmax(-1)[keep] == labels[keep]).sum().item(), keep.sum().item()
+    predictions = logits.argmax(-1)
+    if predictions.shape == labels.shape:
+        predictions = predictions[keep]
+    return (predictions == labels[keep]).sum().item(), keep.sum().item()
 
 
 def next_token_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> tuple:

@@ -10,7 +10,7 @@ from course_lib import models, pretraining, runtime
 from course_lib.exercises import CheckFailed
 from course_lib.exercises import pretraining as checks
 from course_lib.tokenization import train_tokenizer
-from course_lib.trainer import STATE_JSON
+from course_lib.trainer import STATE_JSON, accuracy
 
 TOY = [f"the film is {w} and the actors are {v} ." for w in ("good", "bad", "long", "funny", "dull")
        for v in ("great", "awful", "fine", "young")] * 10
@@ -67,8 +67,7 @@ def test_sparse_output_layer_gives_the_dense_loss(bert_tokenizer):
     sparse_out, dense_out = model(**batch), dense(**batch)
     assert math.isclose(sparse_out.loss.item(), dense_out.loss.item(), rel_tol=1e-5)
     assert sparse_out.logits.shape == (int((batch["labels"] != -100).sum()), len(bert_tokenizer))
-    assert (pretraining.masked_accuracy(sparse_out.logits, batch["labels"])
-            == pretraining.masked_accuracy(dense_out.logits, batch["labels"]))
+    assert accuracy(sparse_out.logits, batch["labels"]) == accuracy(dense_out.logits, batch["labels"])
 
 
 def test_pretraining_resumes_exactly(toy_corpus, tmp_path):
@@ -113,8 +112,7 @@ def test_exercise_checks_accept_the_course_code_and_explain_mistakes():
     checks.check_top_p(lambda logits, p: generation.filter_logits(logits, top_p=p))
     with pytest.raises(CheckFailed, match="sort"):
         checks.check_top_p(lambda logits, p: logits.masked_fill(logits.softmax(-1).cumsum(-1) > p, float("-inf")))
-    checks.check_masked_accuracy(lambda logits, labels: pretraining.masked_accuracy(logits, labels)[0]
-                                 / pretraining.masked_accuracy(logits, labels)[1])
+    checks.check_masked_accuracy(lambda logits, labels: accuracy(logits, labels)[0] / accuracy(logits, labels)[1])
     with pytest.raises(CheckFailed, match="-100"):
         checks.check_masked_accuracy(lambda logits, labels: (logits.argmax(-1) == labels).float().mean())
     with pytest.raises(CheckFailed, match="ORIGINAL"):
