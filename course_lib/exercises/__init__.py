@@ -16,6 +16,12 @@ def expect(condition: bool, feedback: str) -> None:
         raise CheckFailed(feedback)
 
 
+def expect_number(value, what: str) -> None:
+    """A learner's function must return a plain number (a bool is not one)."""
+    expect(isinstance(value, (int, float)) and not isinstance(value, bool),
+           f"return a number ({what}), not {type(value).__name__}")
+
+
 def grade(name: str, check, *args) -> None:
     """Run ``check(*args)`` and report the outcome of exercise ``name``."""
     try:

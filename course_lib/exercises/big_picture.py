@@ -1,7 +1,7 @@
 """Checks for notebook 00's exercises: training compute as 6·N·D, and the CO2 of a run."""
 import math
 
-from . import expect
+from . import expect, expect_number
 from ..costs import PUBLISHED
 
 
@@ -14,8 +14,7 @@ def check_training_flops(training_flops) -> None:
     cases = [(110e6, 128e9), (175e9, 300e9), (22.7e6, 1e6)]
     for n_params, n_tokens in cases:
         got = training_flops(n_params, n_tokens)
-        expect(isinstance(got, (int, float)) and not isinstance(got, bool),
-               f"return a number (FLOPs), not {type(got).__name__}")
+        expect_number(got, "FLOPs")
         want = 6 * n_params * n_tokens
         label = f"N = {n_params:.3g} parameters, D = {n_tokens:.3g} tokens"
         expect(not _close(got, 2 * n_params * n_tokens),
@@ -36,8 +35,7 @@ def check_co2_grams(co2_grams) -> None:
     cases = [(2.5, 0.42), (0.0013, 0.475), (1287e3, 0.429)]
     for kwh, intensity in cases:
         got = co2_grams(kwh, intensity)
-        expect(isinstance(got, (int, float)) and not isinstance(got, bool),
-               f"return a number (grams of CO2e), not {type(got).__name__}")
+        expect_number(got, "grams of CO2e")
         want = kwh * intensity * 1000
         label = f"{kwh:g} kWh at {intensity:g} kg CO2e/kWh"
         expect(not _close(got, kwh * intensity),
