@@ -1,8 +1,9 @@
 """Does the course's own pretrained BERT transfer? Fine-tune it on 500 SST-2 labels, against scratch.
 
-Both models have the same architecture and tokenizer; the only difference is the starting
-weights. Each is fine-tuned with the same recipe on the same 500 class-balanced labels
-(3 seeds) and scored on SST-2 dev. The checkpoint comes from ``pretraining.course_checkpoint``
+All starts have the same architecture and tokenizer; the only difference is the starting
+weights: the whole checkpoint, random weights, or random weights under the checkpoint's
+embedding layer (what its word vectors alone are worth). Each is fine-tuned with the same recipe
+on the same 500 class-balanced labels (3 seeds) and scored on SST-2 dev. The checkpoint comes from ``pretraining.course_checkpoint``
 (trained once into the course cache), or from ``--checkpoint DIR``.
 
     COURSE_DATA_DIR=../shared/data python benchmarks/own_pretraining_transfer.py
@@ -27,15 +28,14 @@ checkpoint = args.checkpoint or pretraining.course_checkpoint("bert")
 print(f"checkpoint: {checkpoint} ({pretraining.describe_checkpoint(checkpoint)}), "
       f"ready after {time.perf_counter() - start:.0f} s")
 sst2 = data.load("sst2")
-results = {"pretrained": [], "scratch": []}
+results = {start: [] for start in pretraining.STARTS}
 for seed in range(args.seeds):
     train = sst2["train"].take(args.labels, seed=seed)
-    for init in results:
-        accuracy = pretraining.transfer_accuracy(checkpoint, train, sst2["dev"], pretrained=init == "pretrained",
-                                                 seed=seed)
-        results[init].append(accuracy)
-        print(f"seed {seed} {init:10s} dev accuracy {100 * accuracy:.1f}%", flush=True)
-means = {init: 100 * statistics.mean(accs) for init, accs in results.items()}
-for init, mean in means.items():
-    print(f"{init:10s} mean {mean:.1f}% over {args.seeds} seeds")
+    for start in results:
+        accuracy = pretraining.transfer_accuracy(checkpoint, train, sst2["dev"], start=start, seed=seed)
+        results[start].append(accuracy)
+        print(f"seed {seed} {start:10s} dev accuracy {100 * accuracy:.1f}%", flush=True)
+means = {start: 100 * statistics.mean(accs) for start, accs in results.items()}
+for start, mean in means.items():
+    print(f"{start:10s} mean {mean:.1f}% over {args.seeds} seeds")
 print(f"gain over scratch at {args.labels} labels: {means['pretrained'] - means['scratch']:.1f} points")

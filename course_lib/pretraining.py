@@ -6,6 +6,9 @@ The labels come from the text itself: the next token (GPT, causal LM) or the hid
 masked LM with 80/10/10 replacement). Running ``pretrain`` again on the same ``out_dir`` with a
 larger ``max_steps`` resumes exactly where the last run stopped.
 
+The course's CPU BERT is pretrained in two stages: skip-gram word vectors (notebook 01) for the
+embedding layer, then MLM for the layers above it (``word2vec_embeddings``).
+
 ``course_checkpoint("bert")`` is what notebooks call: the course's pretrained model from the
 cache, trained once (by the recipe in ``RECIPES``) when it is missing.
 """
@@ -18,7 +21,7 @@ import torch
 from transformers import (AutoConfig, AutoModelForCausalLM, AutoModelForMaskedLM,
                           AutoModelForSequenceClassification, AutoTokenizer)
 
-from . import data, finetune, models
+from . import data, finetune, models, word2vec
 from .runtime import cache_dir, profile, seed_everything
 from .objectives import unigram_loss
 from .tokenization import train_tokenizer
@@ -132,6 +135,31 @@ PRETRAINING_CONFIG = {
 }
 
 
+EMBEDDING_NORM = 3.0  # length of each word vector put into the (tied) embedding matrix
+
+
+def word2vec_embeddings(model, tokenizer, texts: list, epochs: int, seed: int = 0) -> word2vec.SkipGramRun:
+    """Stage 1 of the course BERT: skip-gram vectors of the tokenizer's tokens become its embedding layer.
+
+    Why: at a CPU budget, MLM alone left an embedding layer that carries little sentiment (a linear
+    probe on a sentence's averaged embeddings, 500 SST-2 labels: 58%, against 69% for skip-gram
+    vectors of the same tokens), and the checkpoint did not transfer (-2.2 points against +6.0 with
+    this stage; benchmarks/RESULTS.md). Skip-gram learns which tokens are used alike from *every*
+    token's neighbours in about two minutes; MLM then trains the encoder on top while the vectors
+    stay frozen. Each vector is scaled to length
+    ``EMBEDDING_NORM``: the LayerNorm after the embeddings makes the input side scale-free, and
+    the tied output layer needs logits of a useful size from the start.
+    """
+    sentences = [tokenizer.convert_ids_to_tokens(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
+    config = word2vec.SkipGramConfig(dim=model.config.hidden_size, min_count=1, epochs=epochs, seed=seed)
+    run = word2vec.train(sentences, config, progress=False)
+    vectors = torch.from_numpy(run.vectors())
+    with torch.no_grad():
+        model.get_input_embeddings().weight[tokenizer.convert_tokens_to_ids(run.vocab.words)] = (
+            EMBEDDING_NORM * vectors / vectors.norm(dim=1, keepdim=True))
+    return run
+
+
 def build_model(arch: str, preset: str, tokenizer, block_size: int):
     """A fresh GPT or BERT language model, configured for pretraining (``PRETRAINING_CONFIG``)."""
     return models.build(arch, preset, tokenizer, max_length=block_size, **PRETRAINING_CONFIG[arch])
@@ -151,13 +179,18 @@ def objective(arch: str, tokenizer, mask_rate: float) -> tuple:
 
 
 def pretrain(arch: str, preset: str, out_dir, max_steps: int, corpus: str = "sst2+wiki",
-             vocab_size: int = 8000, block_size: int = 128, mask_rate: float = 0.15, **train_args) -> Trainer:
+             vocab_size: int = 8000, block_size: int = 128, mask_rate: float = 0.15, word2vec_epochs: int = 0,
+             **train_args) -> Trainer:
     """Pretrain (or resume pretraining) a GPT or BERT and save it with its tokenizer in ``out_dir``.
 
+    ``word2vec_epochs > 0`` first fills the embedding layer with skip-gram vectors trained for that
+    many epochs on the corpus (``word2vec_embeddings``) and keeps it frozen while the language model
+    trains; the skip-gram run's time and losses go into the saved history under ``"word2vec"``.
     ``train_args`` are ``TrainConfig`` fields (batch_size, lr, warmup_steps, schedule, ...).
     """
     out_dir = Path(out_dir)
     resuming = (out_dir / STATE_JSON).is_file()
+    stage1 = None
     if resuming:
         tokenizer = AutoTokenizer.from_pretrained(out_dir)
         model = load_model(arch, out_dir)
@@ -165,6 +198,9 @@ def pretrain(arch: str, preset: str, out_dir, max_steps: int, corpus: str = "sst
         tokenizer = train_tokenizer(arch, load_corpus(corpus), vocab_size)
         seed_everything(train_args.get("seed", 0))  # the initial weights depend only on the seed
         model = build_model(arch, preset, tokenizer, block_size)
+        if word2vec_epochs:
+            stage1 = word2vec_embeddings(model, tokenizer, load_corpus(corpus), word2vec_epochs)
+    model.get_input_embeddings().weight.requires_grad_(not word2vec_epochs)
     collate, accuracy_fn = objective(arch, tokenizer, mask_rate)
     train_blocks, eval_blocks = corpus_blocks(tokenizer, corpus, block_size)
     config = TrainConfig(max_steps=max_steps, **train_args)
@@ -172,6 +208,9 @@ def pretrain(arch: str, preset: str, out_dir, max_steps: int, corpus: str = "sst
                       accuracy_fn=accuracy_fn, out_dir=out_dir, tokenizer=tokenizer)
     if resuming:
         trainer.resume(out_dir)
+    elif stage1:
+        trainer.history["word2vec"] = {"epochs": word2vec_epochs, "seconds": stage1.seconds,
+                                       "words_per_second": stage1.words_per_second, "losses": stage1.losses}
     trainer.fit()
     return trainer
 
@@ -184,7 +223,8 @@ RECIPES = {  # (arch, profile) -> arguments of ``pretrain``
     ("gpt", "gpu"): dict(preset="small", max_steps=3000, corpus="sst2+wiki", vocab_size=8000, block_size=128,
                          batch_size=128, lr=1e-3, warmup_steps=150, eval_every=250),
     ("bert", "cpu"): dict(preset="tiny", max_steps=7200, corpus="sst2", vocab_size=4096, block_size=64,
-                          mask_rate=0.15, batch_size=16, lr=3e-3, warmup_steps=100, eval_every=600),
+                          mask_rate=0.15, word2vec_epochs=5, batch_size=16, lr=3e-3, warmup_steps=100,
+                          eval_every=600),
     ("bert", "gpu"): dict(preset="small", max_steps=6000, corpus="sst2+wiki", vocab_size=8000, block_size=128,
                           mask_rate=0.15, batch_size=256, lr=1e-3, warmup_steps=300, eval_every=500),
 }
@@ -229,7 +269,9 @@ def describe_checkpoint(path) -> str:
     """One line about a saved pretraining run: steps, tokens seen, final validation numbers."""
     meta = json.loads((Path(path) / STATE_JSON).read_text())
     final = meta["history"]["eval"][-1]
-    return (f"{meta['step']} steps, {meta['cost']['tokens']:,} tokens, "
+    stage1 = meta["history"].get("word2vec")
+    prefix = f"skip-gram embeddings ({stage1['epochs']} epochs) + " if stage1 else ""
+    return (f"{prefix}{meta['step']} steps, {meta['cost']['tokens']:,} tokens, "
             f"validation loss {final['loss']:.3f}, accuracy {final['accuracy']:.3f}")
 
 
@@ -237,15 +279,33 @@ FINETUNE = dict(max_steps=160, batch_size=32, lr=1e-3, warmup_steps=16)  # 10 ep
 FINETUNE_DROPOUT = dict(embedding_dropout=0.1, attention_dropout=0.1, mlp_dropout=0.1, classifier_dropout=0.1)
 
 
-def transfer_accuracy(checkpoint, train, dev, pretrained: bool = True, seed: int = 0, **overrides) -> float:
-    """Dev accuracy after fine-tuning (미세조정) the checkpoint, or its architecture from scratch, on ``train``."""
+STARTS = ("pretrained", "embeddings", "scratch")
+
+
+def classifier(checkpoint, start: str = "pretrained", num_labels: int = 2):
+    """A sequence classifier with the checkpoint's architecture (and fine-tuning dropout), starting from:
+
+    ``"pretrained"``: all of the checkpoint's weights; ``"scratch"``: random weights;
+    ``"embeddings"``: random weights except the checkpoint's embedding layer — what its word
+    vectors alone are worth, without the pretrained layers above them.
+    """
+    if start not in STARTS:
+        raise ValueError(f"start must be one of {STARTS}, not {start!r}")
+    config = AutoConfig.from_pretrained(checkpoint, num_labels=num_labels, **FINETUNE_DROPOUT)
+    if start == "pretrained":
+        return AutoModelForSequenceClassification.from_pretrained(checkpoint, config=config)
+    model = AutoModelForSequenceClassification.from_config(config)
+    if start == "embeddings":
+        pretrained = AutoModelForMaskedLM.from_pretrained(checkpoint).get_input_embeddings()
+        model.get_input_embeddings().load_state_dict(pretrained.state_dict())
+    return model
+
+
+def transfer_accuracy(checkpoint, train, dev, start: str = "pretrained", seed: int = 0, **overrides) -> float:
+    """Dev accuracy after fine-tuning (미세조정) on ``train`` from one of the ``STARTS`` (see ``classifier``)."""
     seed_everything(seed)
     tokenizer = AutoTokenizer.from_pretrained(checkpoint)
-    config = AutoConfig.from_pretrained(checkpoint, num_labels=2, **FINETUNE_DROPOUT)
-    if pretrained:
-        model = AutoModelForSequenceClassification.from_pretrained(checkpoint, config=config)
-    else:
-        model = AutoModelForSequenceClassification.from_config(config)
+    model = classifier(checkpoint, start)
     train_config = TrainConfig(**{**FINETUNE, "seed": seed, "progress": False, **overrides})
     trainer = finetune.finetune(model, tokenizer, train, dev, train_config)
     return trainer.history["eval"][-1]["accuracy"]

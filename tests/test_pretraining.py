@@ -1,10 +1,11 @@
-"""Pretraining: packing, 80/10/10 masking, the masked-only output layer, resume, the cached checkpoints."""
+"""Pretraining: packing, 80/10/10 masking, the masked-only output layer, the skip-gram stage, resume,
+the cached checkpoints, the fine-tuning starts."""
 import json
 import math
 
 import pytest
 import torch
-from transformers import AutoModelForMaskedLM, ModernBertForMaskedLM
+from transformers import AutoModelForMaskedLM, AutoTokenizer, ModernBertForMaskedLM
 
 from course_lib import models, pretraining, runtime
 from course_lib.exercises import CheckFailed
@@ -85,6 +86,38 @@ def test_bert_checkpoint_resumes_and_loads_as_a_standard_model(toy_corpus, tmp_p
     trainer = pretraining.pretrain("bert", "tiny", tmp_path / "bert", max_steps=3, **args)
     assert [h["step"] for h in trainer.history["train"]] == [1, 2, 3]
     assert type(AutoModelForMaskedLM.from_pretrained(tmp_path / "bert")) is ModernBertForMaskedLM
+
+
+def test_word2vec_stage_sets_the_embeddings_and_mlm_leaves_them_frozen(toy_corpus, tmp_path):
+    args = dict(corpus=toy_corpus, vocab_size=60, block_size=16, batch_size=4, word2vec_epochs=1, progress=False)
+    first = pretraining.pretrain("bert", "tiny", tmp_path / "bert", max_steps=2, **args)
+    stage1 = first.history["word2vec"]
+    assert stage1["epochs"] == 1 and stage1["seconds"] > 0 and stage1["words_per_second"] > 0
+    embeddings = first.model.get_input_embeddings().weight.detach().clone()
+    tokenizer = AutoTokenizer.from_pretrained(tmp_path / "bert")
+    used = sorted({i for ids in tokenizer(TOY, add_special_tokens=False)["input_ids"] for i in ids})
+    assert torch.allclose(embeddings[used].norm(dim=1), torch.tensor(pretraining.EMBEDDING_NORM))
+    layer = first.model.model.layers[0].mlp.Wo.weight.detach().clone()
+    resumed = pretraining.pretrain("bert", "tiny", tmp_path / "bert", max_steps=4, **args)
+    assert torch.equal(resumed.model.get_input_embeddings().weight, embeddings)  # frozen, also after resuming
+    assert not torch.equal(resumed.model.model.layers[0].mlp.Wo.weight, layer)  # the encoder trains
+    assert "skip-gram embeddings (1 epochs)" in pretraining.describe_checkpoint(tmp_path / "bert")
+
+
+def test_classifier_starts_differ_only_where_they_should(toy_corpus, tmp_path):
+    args = dict(corpus=toy_corpus, vocab_size=60, block_size=16, batch_size=4, progress=False)
+    pretraining.pretrain("bert", "tiny", tmp_path / "bert", max_steps=2, **args)
+    saved = AutoModelForMaskedLM.from_pretrained(tmp_path / "bert")
+    starts = {start: pretraining.classifier(tmp_path / "bert", start) for start in pretraining.STARTS}
+    same_embeddings = {s: torch.equal(m.get_input_embeddings().weight, saved.get_input_embeddings().weight)
+                       for s, m in starts.items()}
+    same_layer = {s: torch.equal(m.model.layers[0].attn.Wqkv.weight, saved.model.layers[0].attn.Wqkv.weight)
+                  for s, m in starts.items()}
+    assert same_embeddings == {"pretrained": True, "embeddings": True, "scratch": False}
+    assert same_layer == {"pretrained": True, "embeddings": False, "scratch": False}
+    assert starts["pretrained"].config.classifier_dropout == pretraining.FINETUNE_DROPOUT["classifier_dropout"]
+    with pytest.raises(ValueError, match="start must be one of"):
+        pretraining.classifier(tmp_path / "bert", "random")
 
 
 def test_course_checkpoint_trains_once_and_prints_nothing(toy_corpus, monkeypatch, capsys):
