@@ -42,8 +42,8 @@ def cmd_pretrain(args):
     from .pretraining import pretrain
 
     trainer = pretrain(args.arch, args.preset, args.out, args.max_steps, corpus=args.corpus,
-                       vocab_size=args.vocab_size, block_size=args.block_size, batch_size=args.batch_size,
-                       lr=args.lr, warmup_steps=args.warmup_steps, seed=args.seed,
+                       vocab_size=args.vocab_size, block_size=args.block_size, word2vec_epochs=args.word2vec_epochs,
+                       batch_size=args.batch_size, lr=args.lr, warmup_steps=args.warmup_steps, seed=args.seed,
                        checkpoint_every=args.checkpoint_every)
     report(trainer, args.out)
 
@@ -101,6 +101,8 @@ def parser() -> argparse.ArgumentParser:
     pt.add_argument("--corpus", default="sst2+wiki", help="unlabeled corpora joined by '+': sst2, wiki")
     pt.add_argument("--vocab-size", type=int, default=8000)
     pt.add_argument("--block-size", type=int, default=128)
+    pt.add_argument("--word2vec-epochs", type=int, default=0,
+                    help="first train skip-gram vectors for the (then frozen) embedding layer (course BERT: 5)")
     pt.add_argument("--batch-size", type=int, default=32)
     pt.add_argument("--lr", type=float, default=1e-3)
     pt.add_argument("--warmup-steps", type=int, default=100)
