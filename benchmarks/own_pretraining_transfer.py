@@ -3,8 +3,9 @@
 All starts have the same architecture and tokenizer; the only difference is the starting
 weights: the whole checkpoint, random weights, or random weights under the checkpoint's
 embedding layer (what its word vectors alone are worth). Each is fine-tuned with the same recipe
-on the same 500 class-balanced labels (3 seeds) and scored on SST-2 dev. The checkpoint comes from ``pretraining.course_checkpoint``
-(trained once into the course cache), or from ``--checkpoint DIR``.
+on the same 500 class-balanced labels (3 seeds) and scored on SST-2 dev. The checkpoint comes
+from ``pretraining.course_checkpoint`` (trained once into the course cache), or from
+``--checkpoint DIR``.
 
     COURSE_DATA_DIR=../shared/data python benchmarks/own_pretraining_transfer.py
 """

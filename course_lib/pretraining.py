@@ -146,9 +146,9 @@ def word2vec_embeddings(model, tokenizer, texts: list, epochs: int, seed: int = 
     vectors of the same tokens), and the checkpoint did not transfer (-2.2 points against +6.0 with
     this stage; benchmarks/RESULTS.md). Skip-gram learns which tokens are used alike from *every*
     token's neighbours in about two minutes; MLM then trains the encoder on top while the vectors
-    stay frozen. Each vector is scaled to length
-    ``EMBEDDING_NORM``: the LayerNorm after the embeddings makes the input side scale-free, and
-    the tied output layer needs logits of a useful size from the start.
+    stay frozen. Each vector is scaled to length ``EMBEDDING_NORM``: the LayerNorm after the
+    embeddings makes the input side scale-free, and the tied output layer needs logits of a useful
+    size from the start.
     """
     sentences = [tokenizer.convert_ids_to_tokens(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
     config = word2vec.SkipGramConfig(dim=model.config.hidden_size, min_count=1, epochs=epochs, seed=seed)
@@ -195,11 +195,12 @@ def pretrain(arch: str, preset: str, out_dir, max_steps: int, corpus: str = "sst
         tokenizer = AutoTokenizer.from_pretrained(out_dir)
         model = load_model(arch, out_dir)
     else:
-        tokenizer = train_tokenizer(arch, load_corpus(corpus), vocab_size)
+        texts = load_corpus(corpus)
+        tokenizer = train_tokenizer(arch, texts, vocab_size)
         seed_everything(train_args.get("seed", 0))  # the initial weights depend only on the seed
         model = build_model(arch, preset, tokenizer, block_size)
         if word2vec_epochs:
-            stage1 = word2vec_embeddings(model, tokenizer, load_corpus(corpus), word2vec_epochs)
+            stage1 = word2vec_embeddings(model, tokenizer, texts, word2vec_epochs)
     model.get_input_embeddings().weight.requires_grad_(not word2vec_epochs)
     collate, accuracy_fn = objective(arch, tokenizer, mask_rate)
     train_blocks, eval_blocks = corpus_blocks(tokenizer, corpus, block_size)
