@@ -185,7 +185,8 @@ def pretrain(arch: str, preset: str, out_dir, max_steps: int, corpus: str = "sst
 
     ``word2vec_epochs > 0`` first fills the embedding layer with skip-gram vectors trained for that
     many epochs on the corpus (``word2vec_embeddings``) and keeps it frozen while the language model
-    trains; the skip-gram run's time and losses go into the saved history under ``"word2vec"``.
+    trains; the skip-gram run's time and losses go into the saved history under ``"word2vec"``, and
+    that entry is what keeps the embeddings frozen when the run is resumed.
     ``train_args`` are ``TrainConfig`` fields (batch_size, lr, warmup_steps, schedule, ...).
     """
     out_dir = Path(out_dir)
@@ -201,7 +202,6 @@ def pretrain(arch: str, preset: str, out_dir, max_steps: int, corpus: str = "sst
         model = build_model(arch, preset, tokenizer, block_size)
         if word2vec_epochs:
             stage1 = word2vec_embeddings(model, tokenizer, texts, word2vec_epochs)
-    model.get_input_embeddings().weight.requires_grad_(not word2vec_epochs)
     collate, accuracy_fn = objective(arch, tokenizer, mask_rate)
     train_blocks, eval_blocks = corpus_blocks(tokenizer, corpus, block_size)
     config = TrainConfig(max_steps=max_steps, **train_args)
@@ -212,6 +212,7 @@ def pretrain(arch: str, preset: str, out_dir, max_steps: int, corpus: str = "sst
     elif stage1:
         trainer.history["word2vec"] = {"epochs": word2vec_epochs, "seconds": stage1.seconds,
                                        "words_per_second": stage1.words_per_second, "losses": stage1.losses}
+    model.get_input_embeddings().weight.requires_grad_("word2vec" not in trainer.history)
     trainer.fit()
     return trainer
 
