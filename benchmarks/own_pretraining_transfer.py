@@ -14,7 +14,7 @@ import statistics
 import time
 
 import course_lib
-from course_lib import data, pretraining
+from course_lib import data, finetune, pretraining
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--checkpoint", help="a pretrained BERT directory (default: the course checkpoint)")
@@ -29,11 +29,11 @@ checkpoint = args.checkpoint or pretraining.course_checkpoint("bert")
 print(f"checkpoint: {checkpoint} ({pretraining.describe_checkpoint(checkpoint)}), "
       f"ready after {time.perf_counter() - start:.0f} s")
 sst2 = data.load("sst2")
-results = {start: [] for start in pretraining.STARTS}
+results = {start: [] for start in finetune.STARTS}
 for seed in range(args.seeds):
     train = sst2["train"].take(args.labels, seed=seed)
     for start in results:
-        accuracy = pretraining.transfer_accuracy(checkpoint, train, sst2["dev"], start=start, seed=seed)
+        accuracy = finetune.transfer_accuracy(checkpoint, train, sst2["dev"], start=start, seed=seed)
         results[start].append(accuracy)
         print(f"seed {seed} {start:10s} dev accuracy {100 * accuracy:.1f}%", flush=True)
 means = {start: 100 * statistics.mean(accs) for start, accs in results.items()}

@@ -19,6 +19,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import DataError
 from .runtime import cache_dir
 
 MIRROR_ENV = "COURSE_DATA_DIR"
@@ -40,10 +41,6 @@ KOREAN_HATE_SPEECH_FILES = {  # mirror path -> path in the kocohub repository
     "korean-hate-speech/unlabeled_comments_5.txt": "unlabeled/unlabeled_comments_5.txt",
 }
 CANONICAL_SEED = 1234
-
-
-class DataError(RuntimeError):
-    """Data is missing or corrupt; the message says how to fix it."""
 
 
 @dataclass

@@ -1,11 +1,68 @@
-"""Fine-tuning a sequence classifier: encode a labelled split, train with the course trainer, score it.
+"""Fine-tuning (미세조정) a sequence classifier: load a start, encode a labelled split, train, score.
 
-Used by the demo, the CLI's ``finetune`` and ``evaluate``, and the fine-tuning notebooks.
+One path for the demo, the CLI's ``finetune`` and ``evaluate``, the notebooks and the benchmarks:
+``load_classifier`` gives the model (the real MiniLM, or a course checkpoint from one of the
+``STARTS``) with fine-tuning dropout switched on; ``finetune`` trains it with the course trainer.
 """
 import torch
+from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, AutoTokenizer
 
+from . import checkpoints, models
 from .data import Split
+from .errors import ConfigError
+from .runtime import seed_everything
 from .trainer import Trainer, TrainConfig, accuracy
+
+# Pretraining runs without dropout (each token is seen a few times); fine-tuning on a few hundred
+# labels repeats them for epochs, so dropout comes back on, at BERT's and GPT's 0.1.
+FINETUNE_DROPOUT = {
+    "modernbert": dict(embedding_dropout=0.1, attention_dropout=0.1, mlp_dropout=0.1, classifier_dropout=0.1),
+    "gpt2": dict(embd_pdrop=0.1, attn_pdrop=0.1, resid_pdrop=0.1, summary_first_dropout=0.1),
+}
+FINETUNE = dict(max_steps=160, batch_size=32, lr=1e-3, warmup_steps=16)  # 10 epochs of 500 labels
+STARTS = ("pretrained", "embeddings", "scratch")
+MINILM = "minilm"
+
+
+def steps_for(n_labels: int, batch_size: int, epochs: int) -> int:
+    """Optimizer steps for ``epochs`` passes over ``n_labels`` examples (at least one)."""
+    return max(1, n_labels * epochs // batch_size)
+
+
+def classifier(checkpoint, start: str = "pretrained", num_labels: int = 2):
+    """A sequence classifier with the checkpoint's architecture (and fine-tuning dropout), starting from:
+
+    ``"pretrained"``: all of the checkpoint's weights; ``"scratch"``: random weights;
+    ``"embeddings"``: random weights except the checkpoint's embedding layer — what its word
+    vectors alone are worth, without the pretrained layers above them.
+    """
+    if start not in STARTS:
+        raise ConfigError(f"start must be one of {STARTS}, not {start!r}")
+    model_type = AutoConfig.from_pretrained(checkpoint).model_type
+    config = AutoConfig.from_pretrained(checkpoint, num_labels=num_labels, **FINETUNE_DROPOUT.get(model_type, {}))
+    if start == "pretrained":
+        return AutoModelForSequenceClassification.from_pretrained(checkpoint, config=config)
+    model = AutoModelForSequenceClassification.from_config(config)
+    if start == "embeddings":
+        pretrained = AutoModel.from_pretrained(checkpoint).get_input_embeddings()
+        model.get_input_embeddings().load_state_dict(pretrained.state_dict())
+    return model
+
+
+def load_classifier(checkpoint, num_labels: int = 2, start: str = "pretrained") -> tuple:
+    """(model, tokenizer): ``"minilm"`` (the pretrained package) or a course checkpoint directory.
+
+    The directory is checked first (complete, readable), so a wrong path fails before any data loads.
+    """
+    if str(checkpoint) == MINILM:
+        if start == "embeddings":
+            raise ConfigError("the 'embeddings' start is for the course's own checkpoints, not MiniLM")
+        return models.load_minilm(num_labels=num_labels, pretrained=start == "pretrained")
+    path = checkpoints.require_model(checkpoint)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = classifier(path, start, num_labels)
+    match_tokenizer(model, tokenizer)
+    return model, tokenizer
 
 
 def match_tokenizer(model, tokenizer) -> None:
@@ -41,6 +98,15 @@ def finetune(model, tokenizer, train: Split, dev: Split, config: TrainConfig, ma
                       out_dir=out_dir, tokenizer=tokenizer)
     trainer.fit()
     return trainer
+
+
+def transfer_accuracy(checkpoint, train: Split, dev: Split, start: str = "pretrained", seed: int = 0,
+                      **overrides) -> float:
+    """Dev accuracy after fine-tuning on ``train`` from one of the ``STARTS`` with the ``FINETUNE`` recipe."""
+    seed_everything(seed)
+    model, tokenizer = load_classifier(checkpoint, start=start)
+    config = TrainConfig(**{**FINETUNE, "seed": seed, "progress": False, **overrides})
+    return finetune(model, tokenizer, train, dev, config).history["eval"][-1]["accuracy"]
 
 
 @torch.no_grad()

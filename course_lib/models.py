@@ -17,7 +17,8 @@ from transformers import (AutoTokenizer, BertConfig, BertForSequenceClassificati
                           GPT2ForSequenceClassification, GPT2LMHeadModel, ModernBertConfig,
                           ModernBertForMaskedLM, ModernBertForSequenceClassification)
 
-from .data import DataError, verify
+from .data import verify
+from .errors import DataError
 
 # layers, hidden size, heads. FFN width is 4x hidden, as in GPT and BERT.
 PRESETS = {

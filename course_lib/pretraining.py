@@ -18,10 +18,9 @@ import math
 from pathlib import Path
 
 import torch
-from transformers import (AutoConfig, AutoModelForCausalLM, AutoModelForMaskedLM,
-                          AutoModelForSequenceClassification, AutoTokenizer)
+from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer
 
-from . import data, finetune, models, word2vec
+from . import data, models, word2vec
 from .runtime import cache_dir, profile, seed_everything
 from .objectives import unigram_loss
 from .tokenization import train_tokenizer
@@ -275,39 +274,3 @@ def describe_checkpoint(path) -> str:
     prefix = f"skip-gram embeddings ({stage1['epochs']} epochs) + " if stage1 else ""
     return (f"{prefix}{meta['step']} steps, {meta['cost']['tokens']:,} tokens, "
             f"validation loss {final['loss']:.3f}, accuracy {final['accuracy']:.3f}")
-
-
-FINETUNE = dict(max_steps=160, batch_size=32, lr=1e-3, warmup_steps=16)  # 10 epochs of 500 labels
-FINETUNE_DROPOUT = dict(embedding_dropout=0.1, attention_dropout=0.1, mlp_dropout=0.1, classifier_dropout=0.1)
-
-
-STARTS = ("pretrained", "embeddings", "scratch")
-
-
-def classifier(checkpoint, start: str = "pretrained", num_labels: int = 2):
-    """A sequence classifier with the checkpoint's architecture (and fine-tuning dropout), starting from:
-
-    ``"pretrained"``: all of the checkpoint's weights; ``"scratch"``: random weights;
-    ``"embeddings"``: random weights except the checkpoint's embedding layer — what its word
-    vectors alone are worth, without the pretrained layers above them.
-    """
-    if start not in STARTS:
-        raise ValueError(f"start must be one of {STARTS}, not {start!r}")
-    config = AutoConfig.from_pretrained(checkpoint, num_labels=num_labels, **FINETUNE_DROPOUT)
-    if start == "pretrained":
-        return AutoModelForSequenceClassification.from_pretrained(checkpoint, config=config)
-    model = AutoModelForSequenceClassification.from_config(config)
-    if start == "embeddings":
-        pretrained = AutoModelForMaskedLM.from_pretrained(checkpoint).get_input_embeddings()
-        model.get_input_embeddings().load_state_dict(pretrained.state_dict())
-    return model
-
-
-def transfer_accuracy(checkpoint, train, dev, start: str = "pretrained", seed: int = 0, **overrides) -> float:
-    """Dev accuracy after fine-tuning (미세조정) on ``train`` from one of the ``STARTS`` (see ``classifier``)."""
-    seed_everything(seed)
-    tokenizer = AutoTokenizer.from_pretrained(checkpoint)
-    model = classifier(checkpoint, start)
-    train_config = TrainConfig(**{**FINETUNE, "seed": seed, "progress": False, **overrides})
-    trainer = finetune.finetune(model, tokenizer, train, dev, train_config)
-    return trainer.history["eval"][-1]["accuracy"]
