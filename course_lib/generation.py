@@ -45,11 +45,15 @@ def generate(model, input_ids: torch.Tensor, max_new_tokens: int = 30, greedy: b
     """Extend ``input_ids`` (batch, length) token by token; stops early when every row hit EOS.
 
     No key/value cache: each step re-reads the whole sequence, which is simple and fast enough
-    for the course's small models (``model.generate`` caches and is faster).
+    for the course's small models (``model.generate`` caches and is faster). Everything lives on
+    the model's device, the random generator too: ``multinomial`` refuses one on another device.
+    The result is on that device.
     """
     model.eval()
-    generator = torch.Generator().manual_seed(seed)
-    finished = torch.zeros(input_ids.shape[0], dtype=torch.bool)
+    device = next(model.parameters()).device
+    input_ids = input_ids.to(device)
+    generator = torch.Generator(device=device).manual_seed(seed)
+    finished = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=device)
     context = model.config.n_positions if hasattr(model.config, "n_positions") else input_ids.shape[1] + max_new_tokens
     for _ in range(max_new_tokens):
         logits = model(input_ids=input_ids[:, -context:]).logits[:, -1, :].float()
@@ -67,7 +71,7 @@ def complete(model, tokenizer, prompt: str, n: int = 1, max_new_tokens: int = 30
     """``n`` continuations of ``prompt`` as text (the prompt itself not included)."""
     prompt_ids = tokenizer(prompt, return_tensors="pt")["input_ids"].repeat(n, 1)
     out = generate(model, prompt_ids, max_new_tokens, eos_token_id=tokenizer.eos_token_id, **strategy)
-    return [tokenizer.decode(row[prompt_ids.shape[1]:], skip_special_tokens=True) for row in out]
+    return [tokenizer.decode(row, skip_special_tokens=True) for row in out[:, prompt_ids.shape[1]:].tolist()]
 
 
 # --- measuring what decoding does ------------------------------------------------------------
