@@ -1,0 +1,199 @@
+"""Peak table, FLOPs of a sparse-prediction BERT counted by hand, measured and estimated energy."""
+import types
+
+import pytest
+import torch
+from transformers import GPT2Config, GPT2LMHeadModel, ModernBertConfig, ModernBertForMaskedLM, \
+    ModernBertForSequenceClassification
+
+from course_lib import costs
+
+CUDA = torch.device("cuda")  # only a name here: every CUDA query the code makes is faked
+
+
+@pytest.fixture(autouse=True)
+def no_overrides(monkeypatch):
+    monkeypatch.delenv(costs.PEAK_ENV, raising=False)
+    monkeypatch.delenv(costs.WATTS_ENV, raising=False)
+
+
+def fake_gpu(monkeypatch, name="NVIDIA H100 80GB HBM3", capability=(9, 0)):
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: name)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda device=None: types.SimpleNamespace(uuid="1234"))
+
+
+# --- the peak table -------------------------------------------------------------------------
+
+def test_every_listed_name_gets_its_own_entry():
+    for name, spec in costs.GPU_SPECS.items():
+        assert costs.gpu_spec_for(name) == spec, name
+    assert costs.gpu_spec_for("  NVIDIA H100\tPCIe ") == costs.GPU_SPECS["NVIDIA H100 PCIe"]
+
+
+def test_names_that_contain_each_other_stay_apart():
+    assert costs.gpu_spec_for("NVIDIA L40S") != costs.gpu_spec_for("NVIDIA L4")
+    assert costs.gpu_spec_for("NVIDIA L40") != costs.gpu_spec_for("NVIDIA L4")
+    assert costs.gpu_spec_for("NVIDIA H100 PCIe") != costs.gpu_spec_for("NVIDIA H100 80GB HBM3")
+    assert costs.gpu_spec_for("NVIDIA A10") != costs.gpu_spec_for("NVIDIA A100-SXM4-80GB")
+
+
+def test_unknown_gpus_have_no_figures():
+    assert costs.gpu_spec_for("NVIDIA H100") == (None, None)  # a fragment is not a name
+    assert costs.gpu_spec_for("Some Future GPU") == (None, None)
+
+
+def test_environment_overrides_win(monkeypatch):
+    monkeypatch.setenv(costs.PEAK_ENV, "100")
+    monkeypatch.setenv(costs.WATTS_ENV, "250")
+    assert costs.gpu_spec_for("Some Future GPU") == (100e12, 250.0)
+    assert costs.gpu_spec_for("NVIDIA L4") == (100e12, 250.0)
+    assert costs.gpu_spec_sources("NVIDIA L4") == ((100e12, costs.PEAK_ENV), (250.0, costs.WATTS_ENV))
+    monkeypatch.setenv(costs.WATTS_ENV, "lots")
+    with pytest.raises(ValueError, match=costs.WATTS_ENV):
+        costs.gpu_spec_for("NVIDIA L4")
+
+
+def test_a_cpu_has_no_gpu_spec(monkeypatch):
+    monkeypatch.setenv(costs.PEAK_ENV, "100")
+    assert costs.gpu_spec(torch.device("cpu")) == (None, None)
+
+
+def test_gpu_spec_of_a_device_uses_its_name(monkeypatch):
+    fake_gpu(monkeypatch, "NVIDIA L40S")
+    assert costs.gpu_spec(CUDA) == costs.GPU_SPECS["NVIDIA L40S"]
+
+
+def test_native_bf16_needs_ampere_or_newer(monkeypatch):
+    assert not costs.native_bf16(torch.device("cpu"))
+    fake_gpu(monkeypatch, "Tesla T4", capability=(7, 5))
+    assert not costs.native_bf16(CUDA)
+    fake_gpu(monkeypatch, "NVIDIA A100-SXM4-80GB", capability=(8, 0))
+    assert costs.native_bf16(CUDA)
+
+
+# --- FLOPs ----------------------------------------------------------------------------------
+
+H, V, I, LAYERS = 32, 100, 64, 2
+BERT = dict(vocab_size=V, hidden_size=H, num_hidden_layers=LAYERS, num_attention_heads=2, intermediate_size=I,
+            max_position_embeddings=16, global_attn_every_n_layers=1, pad_token_id=0, bos_token_id=1,
+            eos_token_id=2, cls_token_id=1, sep_token_id=2)
+
+
+def tiny_bert(**overrides):
+    torch.manual_seed(0)
+    return ModernBertForMaskedLM(ModernBertConfig(**{**BERT, **overrides}))
+
+
+def test_sparse_prediction_charges_the_output_layer_per_prediction_only():
+    # by hand, from ModernBERT's layer shapes: fused qkv, GLU MLP (Wi is twice as wide), bias-free
+    # norms, no attention norm in the first layer; the embedding lookup is not a matmul
+    layer = 3 * H * H + H * H + 2 * I * H + I * H + H
+    body = H + LAYERS * layer + (LAYERS - 1) * H + H  # embedding norm, layers, final norm
+    output = H * H + H + V * H + V  # head dense + norm, decoder tied to the embeddings + its bias
+    n_tokens, seq_len, n_predicted = 40, 16, 6
+    expected = n_tokens * (6 * body + 12 * LAYERS * H * seq_len) + n_predicted * 6 * output
+
+    model = tiny_bert(sparse_prediction=True)
+    assert costs.training_flops(model, n_tokens, seq_len, n_predicted) == expected
+    assert costs.flops_profile(model).batch(n_tokens, seq_len, n_predicted) == expected
+    every_token = n_tokens * costs.training_flops_per_token(model, seq_len)
+    assert every_token == costs.training_flops(model, n_tokens, seq_len, n_predicted=n_tokens) > expected
+
+
+def test_sparse_prediction_needs_the_number_of_predictions():
+    with pytest.raises(ValueError, match="n_predicted"):
+        costs.training_flops(tiny_bert(sparse_prediction=True), 40, 16)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: tiny_bert(sparse_prediction=False),
+    lambda: ModernBertForSequenceClassification(ModernBertConfig(**BERT, sparse_prediction=True)),
+    lambda: GPT2LMHeadModel(GPT2Config(vocab_size=50, n_embd=32, n_layer=1, n_head=2, n_positions=32)),
+], ids=["dense-bert", "bert-classifier", "gpt2"])
+def test_other_models_pay_per_token(make):
+    model = make()
+    assert costs.training_flops(model, 40, 16) == 40 * costs.training_flops_per_token(model, 16)
+    assert costs.training_flops(model, 40, 16, n_predicted=3) == costs.training_flops(model, 40, 16)
+
+
+# --- energy ---------------------------------------------------------------------------------
+
+class FakeNVML:
+    """pynvml's calls the meter makes, with a counter in millijoules that the test advances."""
+
+    class NVMLError(Exception):
+        pass
+
+    def __init__(self, supported=True):
+        self.millijoules, self.supported, self.uuid = 5_000_000, supported, None
+
+    def nvmlInit(self):
+        pass
+
+    def nvmlDeviceGetHandleByUUID(self, uuid):
+        self.uuid = uuid
+        return "handle"
+
+    def nvmlDeviceGetTotalEnergyConsumption(self, handle):
+        if not self.supported:
+            raise self.NVMLError("Not Supported")
+        return self.millijoules
+
+
+def test_the_meter_reads_the_gpu_energy_counter(monkeypatch):
+    fake_gpu(monkeypatch)
+    nvml = FakeNVML()
+    monkeypatch.setattr(costs, "_import_nvml", lambda: nvml)
+    meter = costs.EnergyMeter(CUDA)
+    assert nvml.uuid == "GPU-1234"
+    assert meter.method == "measured: NVML energy counter of NVIDIA H100 80GB HBM3"
+    nvml.millijoules += 1_800_000
+    cost = costs.RunCost()
+    cost.add(1000, 2e15, 4.0, CUDA, energy_joules=meter.joules(4.0), energy_method=meter.method)
+    assert cost.kwh == pytest.approx(1800 / 3.6e6)  # the counter's 1,800 J, not 700 W x 4 s
+    assert cost.mfu == pytest.approx(2e15 / 4.0 / 989e12)
+    assert "measured: NVML energy counter" in cost.summary()
+    assert meter.joules(1.0) == 0.0  # nothing more was counted since
+
+
+def test_without_a_counter_the_meter_estimates_board_power(monkeypatch):
+    fake_gpu(monkeypatch, "NVIDIA L4")
+    monkeypatch.setattr(costs, "_import_nvml", lambda: FakeNVML(supported=False))
+    meter = costs.EnergyMeter(CUDA)
+    assert meter.method.startswith("estimated: board power 72 W of NVIDIA L4")
+    assert meter.joules(10.0) == 720.0
+
+
+def test_an_unlisted_gpu_is_estimated_and_says_so(monkeypatch):
+    fake_gpu(monkeypatch, "Some Future GPU")
+    monkeypatch.setattr(costs, "_import_nvml", lambda: None)
+    watts, method = costs.power_estimate(CUDA)
+    assert watts == costs.UNLISTED_GPU_WATTS and "assumed" in method and "Some Future GPU" in method
+
+
+def test_on_cpu_energy_is_estimated_per_thread():
+    meter = costs.EnergyMeter(torch.device("cpu"))
+    threads = torch.get_num_threads()
+    assert meter.method == f"estimated: assumed 10 W x {threads} CPU threads"
+    assert meter.joules(2.0) == pytest.approx(2.0 * threads * costs.CPU_WATTS_PER_THREAD)
+
+
+def test_run_cost_round_trips_and_reads_old_checkpoints():
+    cost = costs.RunCost()
+    cost.add(100, 1e9, 2.0, torch.device("cpu"))
+    assert cost.energy_method.startswith("estimated: ") and cost.mfu is None
+    assert cost.energy_method in cost.summary()
+    assert costs.RunCost.from_dict(cost.as_dict()) == cost
+    old = {k: v for k, v in cost.as_dict().items() if k != "energy_method"}
+    old["power_method"] = "assumed 10 W x 2 CPU threads"
+    assert costs.RunCost.from_dict(old).energy_method == "estimated: assumed 10 W x 2 CPU threads"
+
+
+def test_a_run_remembers_every_energy_method():
+    cost = costs.RunCost()
+    cost.add(100, 1e9, 2.0, torch.device("cpu"))
+    cost.add(100, 1e9, 2.0, torch.device("cpu"))
+    cost.add(100, 1e9, 2.0, torch.device("cpu"), energy_joules=5.0, energy_method="measured: a meter")
+    threads = torch.get_num_threads()
+    assert cost.energy_method == f"estimated: assumed 10 W x {threads} CPU threads; then measured: a meter"
