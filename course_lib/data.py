@@ -2,7 +2,8 @@
 
 Where data comes from, in order:
 1. the local mirror named by ``COURSE_DATA_DIR`` (what CI and offline classrooms use),
-2. the Hugging Face Hub (what a learner with internet gets),
+2. the Hugging Face Hub (what a learner with internet gets; skipped within seconds when
+   offline mode is set or the Hub cannot be reached),
 3. for SST-2 only, gensim's bundled 200-sentence Pang & Lee polarity sample, so the
    demo still runs on a machine with neither.
 
@@ -15,11 +16,16 @@ import hashlib
 import os
 import random
 import re
+import socket
+import sys
 import tempfile
+import threading
+import urllib.parse
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import DataError
+from .errors import ConfigError, DataError
 from .runtime import cache_dir
 
 MIRROR_ENV = "COURSE_DATA_DIR"
@@ -41,6 +47,13 @@ KOREAN_HATE_SPEECH_FILES = {  # mirror path -> path in the kocohub repository
     "korean-hate-speech/unlabeled_comments_5.txt": "unlabeled/unlabeled_comments_5.txt",
 }
 CANONICAL_SEED = 1234
+# The labelled splits of each task as the mirror has them; the Hub's SST-2 has no labelled test
+# split and the bundled sample only train and dev, so a loaded dataset may have fewer.
+SPLITS = {"sst2": ("train", "dev", "test"), "korean_hate_speech": ("train", "dev")}
+LABEL_NAMES = {"sst2": ["negative", "positive"], "korean_hate_speech": ["none", "offensive", "hate"]}
+HUB_OFFLINE_ENVS = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
+HUB_PROBE_SECONDS = 3.0
+SAMPLE_SOURCE = "bundled sample (gensim pang_lee_polarity.cor, 200 sentences)"
 
 
 @dataclass
@@ -52,19 +65,44 @@ class Split:
         return len(self.texts)
 
     def take(self, n: int, seed: int = 0) -> "Split":
-        """A class-balanced subset of ``n`` examples: the label budget of an experiment."""
-        if n > len(self):
-            raise ValueError(f"asked for {n} examples but the split has only {len(self)}")
+        """A class-balanced subset of ``n`` examples: the label budget of an experiment.
+
+        Where a class has fewer examples than its share, all of them are taken and the other classes
+        fill its places (a small split, e.g. the bundled sample, still gives ``n`` examples). Where
+        the balance is possible the draw is the one this method has always made, so published
+        numbers (notebooks, benchmarks/RESULTS.md) stay reproducible.
+        """
+        counts = {label: self.labels.count(label) for label in sorted(set(self.labels))}
+        if not 0 < n <= len(self):
+            raise ConfigError(f"cannot draw {n} examples from a split of {len(self)} "
+                              f"({', '.join(f'{c} labelled {label}' for label, c in counts.items())}); "
+                              f"ask for 1 to {len(self)}")
         rng = random.Random(seed)
         by_label = {}
         for i in rng.sample(range(len(self)), len(self)):
             by_label.setdefault(self.labels[i], []).append(i)
-        per_label = [n // len(by_label) + (k < n % len(by_label)) for k in range(len(by_label))]
-        chosen = [i for k, label in enumerate(sorted(by_label)) for i in by_label[label][: per_label[k]]]
-        if len(chosen) < n:
-            raise ValueError(f"cannot draw {n} class-balanced examples from this split")
+        quotas = balanced_quotas(list(counts.values()), n)
+        chosen = [i for k, label in enumerate(counts) for i in by_label[label][: quotas[k]]]
         rng.shuffle(chosen)
         return Split([self.texts[i] for i in chosen], [self.labels[i] for i in chosen])
+
+
+def balanced_quotas(sizes: list, n: int) -> list:
+    """How many of ``n`` places each class gets: equal shares, the remainder to the first classes.
+
+    A class smaller than its share gives all it has, and the other classes share out its places
+    again. ``n`` must not exceed ``sum(sizes)``.
+    """
+    quotas = [None] * len(sizes)
+    while True:
+        open_ = [k for k, quota in enumerate(quotas) if quota is None]
+        left = n - sum(quota for quota in quotas if quota is not None)
+        fair = {k: left // len(open_) + (i < left % len(open_)) for i, k in enumerate(open_)}
+        short = [k for k in open_ if sizes[k] < fair[k]]
+        if not short:
+            return [fair[k] if quota is None else quota for k, quota in enumerate(quotas)]
+        for k in short:
+            quotas[k] = sizes[k]
 
 
 @dataclass
@@ -75,6 +113,9 @@ class LabeledDataset:
     splits: dict
 
     def __getitem__(self, split: str) -> Split:
+        if split not in self.splits:
+            raise DataError(f"{self.name} from {self.source} has no labelled {split!r} split; "
+                            f"it has {', '.join(self.splits)}")
         return self.splits[split]
 
 
@@ -160,27 +201,55 @@ def load_sst2(source: str = "auto") -> LabeledDataset:
     loaders = {"mirror": _sst2_from_mirror, "hub": _sst2_from_hub, "sample": _sst2_from_gensim_sample}
     if source != "auto":
         return loaders[source]()
-    reasons = []
-    for name in ("mirror", "hub", "sample"):
-        if name == "mirror" and mirror_dir() is None:
-            reasons.append(f"mirror: {MIRROR_ENV} is not set")
-            continue
+    if mirror_dir() is not None:
+        return _sst2_from_mirror()  # a corrupt mirror is a problem to fix, not to route around
+    reason = hub_unreachable()
+    if reason is None:
         try:
-            return loaders[name]()
-        except DataError:
-            raise  # a corrupt mirror is a problem to fix, not to route around
+            return _sst2_from_hub()
         except Exception as err:  # the Hub raises many kinds of network errors
-            reasons.append(f"{name}: {type(err).__name__}")
-    raise DataError("no source for SST-2 worked: " + "; ".join(reasons))
+            reason = f"loading from the Hub failed ({type(err).__name__})"
+    print(f"SST-2: {MIRROR_ENV} is not set and {reason}; using the bundled 200-sentence sample.", file=sys.stderr)
+    return _sst2_from_gensim_sample()
+
+
+def hub_unreachable() -> str | None:
+    """Why the Hugging Face Hub cannot be used now, or None if it answers.
+
+    Offline mode (``HF_HUB_OFFLINE``/``HF_DATASETS_OFFLINE``) is honoured, else one TCP connection to
+    the Hub (or the configured proxy) must open within seconds: without this probe, ``datasets``
+    spends half a minute on retries before it fails on a machine with no network.
+    """
+    for name in HUB_OFFLINE_ENVS:
+        if os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on"):
+            return f"{name} is set"
+    url = urllib.parse.urlsplit(urllib.request.getproxies().get("https")
+                                or os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    errors = []
+
+    def connect():
+        try:
+            port = url.port or (80 if url.scheme == "http" else 443)
+            socket.create_connection((url.hostname, port), timeout=HUB_PROBE_SECONDS).close()
+        except OSError as err:
+            errors.append(err)
+
+    probe = threading.Thread(target=connect, daemon=True)  # a thread bounds the name lookup too
+    probe.start()
+    probe.join(HUB_PROBE_SECONDS)
+    if probe.is_alive() or errors:
+        why = errors[0] if errors else f"no answer in {HUB_PROBE_SECONDS:.0f} s"
+        return f"{url.hostname} cannot be reached ({why})"
+    return None
 
 
 def _sst2_from_mirror() -> LabeledDataset:
     splits = {}
-    for split in ("train", "dev", "test"):
+    for split in SPLITS["sst2"]:
         rows = read_tsv(mirror_file(f"sst2/{split}.tsv"))
         text_column = "sentence" if "sentence" in rows[0] else "content"
         splits[split] = canonical((r[text_column], r["label"]) for r in rows)
-    return LabeledDataset("sst2", f"local mirror ({MIRROR_ENV})", ["negative", "positive"], splits)
+    return LabeledDataset("sst2", f"local mirror ({MIRROR_ENV})", LABEL_NAMES["sst2"], splits)
 
 
 def _sst2_from_hub() -> LabeledDataset:
@@ -191,7 +260,7 @@ def _sst2_from_hub() -> LabeledDataset:
         "train": canonical(zip(hub["train"]["sentence"], hub["train"]["label"])),
         "dev": canonical(zip(hub["validation"]["sentence"], hub["validation"]["label"])),
     }  # the Hub's test split has no labels
-    return LabeledDataset("sst2", f"Hugging Face Hub ({HUB_IDS['sst2']})", ["negative", "positive"], splits)
+    return LabeledDataset("sst2", f"Hugging Face Hub ({HUB_IDS['sst2']})", LABEL_NAMES["sst2"], splits)
 
 
 def _sst2_from_gensim_sample() -> LabeledDataset:
@@ -203,14 +272,10 @@ def _sst2_from_gensim_sample() -> LabeledDataset:
     rows = canonical(pairs)
     cut = 140
     splits = {"train": Split(rows.texts[:cut], rows.labels[:cut]), "dev": Split(rows.texts[cut:], rows.labels[cut:])}
-    return LabeledDataset("sst2", "bundled sample (gensim pang_lee_polarity.cor, 200 sentences)",
-                          ["negative", "positive"], splits)
+    return LabeledDataset("sst2", SAMPLE_SOURCE, LABEL_NAMES["sst2"], splits)
 
 
 # --- Korean hate speech ---------------------------------------------------------------------
-
-KOREAN_LABELS = ["none", "offensive", "hate"]
-
 
 def korean_file(relpath: str) -> Path:
     """A verified Korean-corpus file: from the mirror, else downloaded once into the cache."""
@@ -233,11 +298,11 @@ def korean_file(relpath: str) -> Path:
 
 def load_korean_hate_speech() -> LabeledDataset:
     """Korean news comments labelled none / offensive / hate (Moon et al., 2020). Offensive by design."""
-    splits = {}
-    for split in ("train", "dev"):
+    names, splits = LABEL_NAMES["korean_hate_speech"], {}
+    for split in SPLITS["korean_hate_speech"]:
         rows = read_tsv(korean_file(f"korean-hate-speech/{split}.tsv"))
-        splits[split] = canonical((r["comments"], KOREAN_LABELS.index(r["hate"])) for r in rows)
-    return LabeledDataset("korean_hate_speech", "kocohub/korean-hate-speech", KOREAN_LABELS, splits)
+        splits[split] = canonical((r["comments"], names.index(r["hate"])) for r in rows)
+    return LabeledDataset("korean_hate_speech", "kocohub/korean-hate-speech", names, splits)
 
 
 def korean_unlabeled_comments() -> list:

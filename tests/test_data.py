@@ -1,5 +1,7 @@
 """The data registry: checksums, canonical order, source resolution, cache integrity."""
+import random
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -61,16 +63,42 @@ def test_sst2_mirror_sizes_and_labels():
     assert sum(sst2["train"].labels) == 37569 and sum(sst2["dev"].labels) == 444
 
 
-def test_falls_back_to_the_bundled_sample_when_offline(monkeypatch):
+def test_falls_back_to_the_bundled_sample_when_the_hub_fails(monkeypatch, capsys):
     monkeypatch.delenv(data.MIRROR_ENV, raising=False)
+    monkeypatch.setattr(data, "hub_unreachable", lambda: None)
 
     def no_network():
         raise ConnectionError("offline")
 
     monkeypatch.setattr(data, "_sst2_from_hub", no_network)
     sst2 = data.load_sst2()
-    assert sst2.source.startswith("bundled sample")
+    assert sst2.source == data.SAMPLE_SOURCE
     assert len(sst2["train"]) + len(sst2["dev"]) == 200
+    assert capsys.readouterr().err == ("SST-2: COURSE_DATA_DIR is not set and loading from the Hub failed "
+                                       "(ConnectionError); using the bundled 200-sentence sample.\n")
+
+
+def test_offline_mode_skips_the_hub(monkeypatch, capsys):
+    monkeypatch.delenv(data.MIRROR_ENV, raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(data, "_sst2_from_hub", lambda: pytest.fail("offline mode must not try the Hub"))
+    assert data.load_sst2().source == data.SAMPLE_SOURCE
+    assert "HF_HUB_OFFLINE is set" in capsys.readouterr().err
+
+
+def test_an_unreachable_hub_is_noticed_within_seconds(monkeypatch):
+    for name in data.HUB_OFFLINE_ENVS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", "https://127.0.0.1:9")  # the discard port: nothing listens there
+    start = time.perf_counter()
+    assert data.hub_unreachable().startswith("127.0.0.1 cannot be reached")
+    assert time.perf_counter() - start < data.HUB_PROBE_SECONDS + 1
+
+
+def test_a_split_the_source_lacks_is_named():
+    sample = data.load_sst2("sample")
+    with pytest.raises(data.DataError, match="has no labelled 'test' split; it has train, dev"):
+        sample["test"]
 
 
 def test_take_is_balanced_deterministic_and_seeded():
@@ -78,8 +106,39 @@ def test_take_is_balanced_deterministic_and_seeded():
     a, b, c = split.take(20, seed=0), split.take(20, seed=0), split.take(20, seed=1)
     assert a == b and a != c
     assert sum(a.labels) == 10
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"cannot draw 101 examples from a split of 100 .*ask for 1 to 100"):
         split.take(101)
+    with pytest.raises(ValueError, match="ask for 1 to 100"):
+        split.take(0)
+
+
+def take_before_the_fill(split, n, seed):
+    """``Split.take`` as it was before short classes were filled: what published numbers were drawn with."""
+    rng = random.Random(seed)
+    by_label = {}
+    for i in rng.sample(range(len(split)), len(split)):
+        by_label.setdefault(split.labels[i], []).append(i)
+    per_label = [n // len(by_label) + (k < n % len(by_label)) for k in range(len(by_label))]
+    chosen = [i for k, label in enumerate(sorted(by_label)) for i in by_label[label][: per_label[k]]]
+    assert len(chosen) == n, "only for draws that were possible"
+    rng.shuffle(chosen)
+    return data.Split([split.texts[i] for i in chosen], [split.labels[i] for i in chosen])
+
+
+@pytest.mark.parametrize("n,seed", [(20, 0), (33, 3), (500, 0), (1000, 7), (1500, 2)])
+def test_take_draws_what_it_always_drew_where_balance_is_possible(n, seed):
+    rng = random.Random(n)
+    labels = [rng.choice([0, 0, 1, 2]) for _ in range(3000)]  # imbalanced, but every class has >= 500
+    split = data.Split([f"sentence {i}" for i in range(3000)], labels)
+    assert split.take(n, seed) == take_before_the_fill(split, n, seed)
+
+
+def test_take_fills_a_short_class_with_the_others():
+    split = data.Split([f"s{i}" for i in range(30)], [0] * 3 + [1] * 12 + [2] * 15)
+    drawn = split.take(20, seed=0)
+    assert [drawn.labels.count(label) for label in (0, 1, 2)] == [3, 9, 8]
+    assert len(set(drawn.texts)) == 20
+    assert data.balanced_quotas([69, 71], 140) == [69, 71]  # the bundled sample's training split, all of it
 
 
 def test_cache_round_trip_and_corruption(tmp_path, monkeypatch):
