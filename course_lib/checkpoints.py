@@ -115,6 +115,16 @@ def require_model(path, kind: str = "model") -> Path:
     return path
 
 
+def require_same_run(path, saved: dict, asked: dict) -> None:
+    """Refuse to continue a run whose settings differ from those asked for, naming each difference."""
+    differences = [f"{key} {saved.get(key)!r} (asked: {value!r})" for key, value in asked.items()
+                   if saved.get(key) != value]
+    if differences:
+        raise CheckpointError(f"{path} holds another run, trained with " + "; ".join(differences) +
+                              " (None: not recorded, e.g. written by another command or an older version of "
+                              "the course). Ask for the same settings to continue it, or write to another directory.")
+
+
 def load_weights(model, path, device="cpu") -> None:
     """Load saved weights into ``model``; only tied copies (e.g. the LM head) may be absent."""
     result = model.load_state_dict(read_tensors(Path(path) / MODEL_FILE, device), strict=False)

@@ -1,11 +1,11 @@
 """Self-supervised objectives (자기지도학습): the labels are made from the text itself.
 
 Three ways to turn raw text into (input, label) pairs, each a *collator* that batches tokenized
-examples for the course trainer:
+examples for the course trainer — the same ones the course's GPT and BERT are pretrained with:
 
-- causal LM (GPT): predict every next token.          ``clm_collator``  (transformers' own)
-- masked LM (BERT): predict 15% hidden tokens, 80/10/10. ``mlm_collator``  (transformers' own)
-- denoising (T5): predict the spans cut out of the input. ``SpanCorruptionCollator`` (written here)
+- causal LM (GPT): predict every next token.             ``causal_lm_collator``
+- masked LM (BERT): predict 15% hidden tokens, 80/10/10. ``masked_lm_collator`` (``mask_tokens``)
+- denoising (T5): predict the spans cut out of the input. ``SpanCorruptionCollator``
 
 ``show`` lays a batch out position by position, so a learner sees exactly what the model gets.
 """
@@ -13,24 +13,66 @@ import math
 from collections import Counter
 
 import torch
-from transformers import DataCollatorForLanguageModeling
 
-IGNORE = -100  # the label value PyTorch's cross-entropy skips
+from .trainer import IGNORE
+
 SENTINELS = [f"<extra_id_{i}>" for i in range(16)]
 
 
-def clm_collator(tokenizer):
-    """Pad the batch; labels = input ids (padding -> -100). The model shifts labels by one itself."""
-    return DataCollatorForLanguageModeling(tokenizer, mlm=False)
+def stack(examples: list, pad_id: int) -> dict:
+    """Token-id lists as one tensor. Rows of unequal length are padded, and an attention mask says
+    which positions are real; packed pretraining blocks all have one length and need neither."""
+    rows = [list(e["input_ids"]) for e in examples]
+    width = max(len(r) for r in rows)
+    if all(len(r) == width for r in rows):
+        return {"input_ids": torch.tensor(rows)}
+    return {"input_ids": torch.tensor([r + [pad_id] * (width - len(r)) for r in rows]),
+            "attention_mask": torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows])}
 
 
-def mlm_collator(tokenizer, probability: float = 0.15, seed: int | None = None):
-    """BERT's masking: choose 15% of tokens; of those 80% -> [MASK], 10% -> random token, 10% unchanged.
+# --- causal LM (GPT) -----------------------------------------------------------------------------
 
-    The 10% random / 10% unchanged keep the model from learning "only [MASK] positions matter",
-    since [MASK] never appears when the model is later fine-tuned.
+def causal_lm_collator(tokenizer):
+    """Labels are the inputs themselves (padding -> IGNORE); the model shifts them by one."""
+    def collate(examples: list) -> dict:
+        batch = stack(examples, tokenizer.pad_token_id)
+        labels = batch["input_ids"].clone()
+        if "attention_mask" in batch:
+            labels[batch["attention_mask"] == 0] = IGNORE
+        return {**batch, "labels": labels}
+    return collate
+
+
+# --- masked LM (BERT) ----------------------------------------------------------------------------
+
+def mask_tokens(input_ids: torch.Tensor, tokenizer, rate: float = 0.15, mask_prob: float = 0.8,
+                random_prob: float = 0.1) -> tuple:
+    """BERT's corruption: choose ``rate`` of the ordinary tokens as targets, then replace
+    80% of them by [MASK], 10% by a random token and keep 10% unchanged.
+
+    The random and unchanged 10%s keep the model from learning "only [MASK] positions matter",
+    since [MASK] never appears when the model is later fine-tuned. Returns (corrupted inputs,
+    labels); labels are IGNORE wherever there is nothing to predict. Called afresh for every batch,
+    so a text gets a new mask each time it is seen (dynamic masking, RoBERTa) instead of one mask
+    fixed in preprocessing (the original BERT).
     """
-    return DataCollatorForLanguageModeling(tokenizer, mlm=True, mlm_probability=probability, seed=seed)
+    special = torch.isin(input_ids, torch.tensor(tokenizer.all_special_ids))
+    chosen = (torch.rand(input_ids.shape) < rate) & ~special
+    labels = input_ids.masked_fill(~chosen, IGNORE)
+    roll = torch.rand(input_ids.shape)
+    inputs = input_ids.masked_fill(chosen & (roll < mask_prob), tokenizer.mask_token_id)
+    random_token = chosen & (roll >= mask_prob) & (roll < mask_prob + random_prob)
+    inputs[random_token] = torch.randint(len(tokenizer), input_ids.shape)[random_token]
+    return inputs, labels
+
+
+def masked_lm_collator(tokenizer, rate: float = 0.15, **split):
+    """Stack (and pad) the examples, then mask them; ``split``: ``mask_prob``/``random_prob`` of ``mask_tokens``."""
+    def collate(examples: list) -> dict:
+        batch = stack(examples, tokenizer.pad_token_id)
+        inputs, labels = mask_tokens(batch["input_ids"], tokenizer, rate, **split)
+        return {**batch, "input_ids": inputs, "labels": labels}
+    return collate
 
 
 def add_sentinels(tokenizer, n: int = len(SENTINELS)):

@@ -20,12 +20,13 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer
 
-from . import data, models, word2vec
+from . import checkpoints, data, models, word2vec
 from .runtime import cache_dir, profile, seed_everything
-from .objectives import unigram_loss
+from .objectives import causal_lm_collator, masked_lm_collator, unigram_loss
 from .tokenization import train_tokenizer
 from .costs import RunCost
-from .trainer import STATE_JSON, Trainer, TrainConfig, accuracy, next_token_accuracy
+from .errors import ConfigError
+from .trainer import Trainer, TrainConfig, accuracy, next_token_accuracy, pick_device, pick_precision
 
 CORPORA = {
     "sst2": lambda: data.load("sst2")["train"].texts,  # the sentences only: no labels are used
@@ -38,7 +39,7 @@ def load_corpus(names: str = "sst2+wiki") -> list:
     texts = []
     for name in names.split("+"):
         if name not in CORPORA:
-            raise ValueError(f"unknown corpus {name!r}; choose from {sorted(CORPORA)} (join with '+')")
+            raise ConfigError(f"unknown corpus {name!r}; choose from {sorted(CORPORA)} (join with '+')")
         texts += CORPORA[name]()
     return texts
 
@@ -71,52 +72,16 @@ def corpus_blocks(tokenizer, corpus: str, block_size: int) -> tuple:
     return split_blocks(pack(tokenizer, load_corpus(corpus), block_size))
 
 
-# --- GPT: causal language modelling -----------------------------------------------------------
-
-def causal_lm_collate(examples: list) -> dict:
-    """Packed blocks need no padding: the labels are the inputs (the model shifts them by one)."""
-    input_ids = torch.tensor([e["input_ids"] for e in examples])
-    return {"input_ids": input_ids, "labels": input_ids.clone()}
-
-
 def unigram_perplexity(train_ids: list, eval_ids: list, vocab_size: int) -> float:
     """Perplexity of the context-free baseline (add-one token frequencies): e to the unigram loss."""
     return math.exp(unigram_loss(train_ids, eval_ids, vocab_size))
-
-
-# --- BERT: masked language modelling ----------------------------------------------------------
-
-def mask_tokens(input_ids: torch.Tensor, tokenizer, rate: float = 0.15) -> tuple:
-    """BERT's corruption: choose ``rate`` of the ordinary tokens as targets, then replace
-    80% of them by [MASK], 10% by a random token and keep 10% unchanged.
-
-    Returns (corrupted inputs, labels); labels are -100 wherever there is nothing to predict.
-    Called afresh for every batch, so a block gets a new mask each time it is seen (dynamic
-    masking, RoBERTa) instead of one mask fixed in preprocessing (the original BERT).
-    """
-    special = torch.isin(input_ids, torch.tensor(tokenizer.all_special_ids))
-    chosen = (torch.rand(input_ids.shape) < rate) & ~special
-    labels = input_ids.masked_fill(~chosen, -100)
-    roll = torch.rand(input_ids.shape)
-    inputs = input_ids.masked_fill(chosen & (roll < 0.8), tokenizer.mask_token_id)
-    random_token = chosen & (roll >= 0.8) & (roll < 0.9)
-    inputs[random_token] = torch.randint(len(tokenizer), input_ids.shape)[random_token]
-    return inputs, labels
-
-
-def masked_lm_collator(tokenizer, rate: float = 0.15):
-    """A collate function that stacks packed blocks and masks them (dynamic masking)."""
-    def collate(examples):
-        inputs, labels = mask_tokens(torch.tensor([e["input_ids"] for e in examples]), tokenizer, rate)
-        return {"input_ids": inputs, "labels": labels}
-    return collate
 
 
 @torch.no_grad()
 def fill_mask(model, tokenizer, text: str, k: int = 5) -> list:
     """The ``k`` most probable tokens for the first [MASK] in ``text``, as (token, probability)."""
     model.eval()
-    batch = tokenizer(text, return_tensors="pt")
+    batch = tokenizer(text, return_tensors="pt").to(next(model.parameters()).device)
     position = (batch["input_ids"][0] == tokenizer.mask_token_id).nonzero()[0, 0]
     probs = model(**batch).logits[0, position].softmax(-1)
     top = probs.topk(k)
@@ -171,27 +136,36 @@ def load_model(arch: str, path):
 def objective(arch: str, tokenizer, mask_rate: float) -> tuple:
     """(collate function, accuracy function) of an architecture's pretraining objective."""
     if arch == "gpt":
-        return causal_lm_collate, next_token_accuracy
+        return causal_lm_collator(tokenizer), next_token_accuracy
     if arch == "bert":
         return masked_lm_collator(tokenizer, mask_rate), accuracy
-    raise ValueError(f"arch must be 'gpt' or 'bert', not {arch!r}")
+    raise ConfigError(f"arch must be 'gpt' or 'bert', not {arch!r}")
 
 
 def pretrain(arch: str, preset: str, out_dir, max_steps: int, corpus: str = "sst2+wiki",
              vocab_size: int = 8000, block_size: int = 128, mask_rate: float = 0.15, word2vec_epochs: int = 0,
              **train_args) -> Trainer:
-    """Pretrain (or resume pretraining) a GPT or BERT and save it with its tokenizer in ``out_dir``.
+    """Pretrain a GPT or BERT and save it with its tokenizer in ``out_dir``, or continue the run there.
 
     ``word2vec_epochs > 0`` first fills the embedding layer with skip-gram vectors trained for that
     many epochs on the corpus (``word2vec_embeddings``) and keeps it frozen while the language model
-    trains; the skip-gram run's time and losses go into the saved history under ``"word2vec"``, and
-    that entry is what keeps the embeddings frozen when the run is resumed.
+    trains (``freeze_embeddings`` in the saved training configuration, so a resumed run keeps it too).
+    A run already in ``out_dir`` continues (same ``max_steps``: exactly where it stopped; larger: an
+    extension) if it was started with the same architecture, preset, corpus, vocabulary, block size
+    and masking rate; otherwise it is refused, naming the difference.
     ``train_args`` are ``TrainConfig`` fields (batch_size, lr, warmup_steps, schedule, ...).
     """
     out_dir = Path(out_dir)
-    resuming = (out_dir / STATE_JSON).is_file()
+    run = {"arch": arch, "preset": preset, "corpus": corpus, "vocab_size": vocab_size, "block_size": block_size}
+    if arch == "bert":
+        run["mask_rate"] = mask_rate
+    resuming = checkpoints.is_resumable(out_dir)
     stage1 = None
     if resuming:
+        meta = checkpoints.read_meta(out_dir)
+        checkpoints.require_same_run(out_dir, meta.get("run", {}), run)
+        checkpoints.require_model(out_dir)
+        freeze = meta["config"].get("freeze_embeddings", False)
         tokenizer = AutoTokenizer.from_pretrained(out_dir)
         model = load_model(arch, out_dir)
     else:
@@ -199,33 +173,35 @@ def pretrain(arch: str, preset: str, out_dir, max_steps: int, corpus: str = "sst
         tokenizer = train_tokenizer(arch, texts, vocab_size)
         seed_everything(train_args.get("seed", 0))  # the initial weights depend only on the seed
         model = build_model(arch, preset, tokenizer, block_size)
-        if word2vec_epochs:
+        freeze = word2vec_epochs > 0
+        if freeze:
             stage1 = word2vec_embeddings(model, tokenizer, texts, word2vec_epochs)
     collate, accuracy_fn = objective(arch, tokenizer, mask_rate)
     train_blocks, eval_blocks = corpus_blocks(tokenizer, corpus, block_size)
-    config = TrainConfig(max_steps=max_steps, **train_args)
+    config = TrainConfig(max_steps=max_steps, freeze_embeddings=freeze, **train_args)
     trainer = Trainer(model, train_blocks, collate, config, eval_data=eval_blocks,
-                      accuracy_fn=accuracy_fn, out_dir=out_dir, tokenizer=tokenizer)
+                      accuracy_fn=accuracy_fn, out_dir=out_dir, tokenizer=tokenizer, run=run)
     if resuming:
         trainer.resume(out_dir)
     elif stage1:
         trainer.history["word2vec"] = {"epochs": word2vec_epochs, "seconds": stage1.seconds,
                                        "words_per_second": stage1.words_per_second, "losses": stage1.losses}
-    model.get_input_embeddings().weight.requires_grad_("word2vec" not in trainer.history)
     trainer.fit()
     return trainer
 
 
 # --- the course's checkpoints: trained once, then loaded from the cache -------------------------
 
-RECIPES = {  # (arch, profile) -> arguments of ``pretrain``
+# (arch, profile) -> arguments of ``pretrain``. The cpu profile pins the CPU and fp32: its checkpoints
+# are the ones the committed notebook outputs come from, so a GPU in the machine must not change them.
+RECIPES = {
     ("gpt", "cpu"): dict(preset="tiny", max_steps=1000, corpus="sst2", vocab_size=4096, block_size=64,
-                         batch_size=16, lr=2e-3, warmup_steps=50, eval_every=100),
+                         batch_size=16, lr=2e-3, warmup_steps=50, eval_every=100, device="cpu", precision="fp32"),
     ("gpt", "gpu"): dict(preset="small", max_steps=3000, corpus="sst2+wiki", vocab_size=8000, block_size=128,
                          batch_size=128, lr=1e-3, warmup_steps=150, eval_every=250),
     ("bert", "cpu"): dict(preset="tiny", max_steps=7200, corpus="sst2", vocab_size=4096, block_size=64,
                           mask_rate=0.15, word2vec_epochs=5, batch_size=16, lr=3e-3, warmup_steps=100,
-                          eval_every=600),
+                          eval_every=600, device="cpu", precision="fp32"),
     ("bert", "gpu"): dict(preset="small", max_steps=6000, corpus="sst2+wiki", vocab_size=8000, block_size=128,
                           mask_rate=0.15, batch_size=256, lr=1e-3, warmup_steps=300, eval_every=500),
 }
@@ -234,11 +210,15 @@ RECIPES = {  # (arch, profile) -> arguments of ``pretrain``
 def checkpoint_dir(arch: str) -> Path:
     """Where the course's ``arch`` for the active profile lives in the cache.
 
-    The name carries a digest of the recipe, so a cache filled by an older version of the course
-    (another recipe, another model) is never mistaken for the current checkpoint.
+    The name says the device and precision it is trained with and carries a digest of the recipe,
+    so a cache filled by an older version of the course (another recipe, another model) or on other
+    hardware is never mistaken for the current checkpoint.
     """
-    recipe = json.dumps(RECIPES[arch, profile()], sort_keys=True)
-    return cache_dir() / "checkpoints" / f"{arch}-{profile()}-{hashlib.sha256(recipe.encode()).hexdigest()[:8]}"
+    recipe = RECIPES[arch, profile()]
+    device = pick_device(recipe.get("device", "auto"))
+    precision = pick_precision(recipe.get("precision", "auto"), device)
+    digest = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:8]
+    return cache_dir() / "checkpoints" / f"{arch}-{profile()}-{device.type}-{precision}-{digest}"
 
 
 def course_checkpoint(arch: str) -> Path:
@@ -249,8 +229,7 @@ def course_checkpoint(arch: str) -> Path:
     """
     path = checkpoint_dir(arch)
     recipe = dict(RECIPES[arch, profile()])
-    done = path / STATE_JSON
-    if not done.is_file() or json.loads(done.read_text())["step"] < recipe["max_steps"]:
+    if not checkpoints.is_resumable(path) or checkpoints.read_meta(path)["step"] < recipe["max_steps"]:
         threads = torch.get_num_threads()
         torch.set_num_threads(1)  # float sums depend on the thread count: one thread gives the same
         try:                      # checkpoint on every CPU (and tiny matrices gain little from two)
@@ -262,13 +241,13 @@ def course_checkpoint(arch: str) -> Path:
 
 def load_run(path) -> tuple:
     """(history, RunCost) of the pretraining run saved in ``path``: the curves to plot, what it cost."""
-    meta = json.loads((Path(path) / STATE_JSON).read_text())
+    meta = checkpoints.read_meta(path)
     return meta["history"], RunCost.from_dict(meta["cost"])
 
 
 def describe_checkpoint(path) -> str:
     """One line about a saved pretraining run: steps, tokens seen, final validation numbers."""
-    meta = json.loads((Path(path) / STATE_JSON).read_text())
+    meta = checkpoints.read_meta(path)
     final = meta["history"]["eval"][-1]
     stage1 = meta["history"].get("word2vec")
     prefix = f"skip-gram embeddings ({stage1['epochs']} epochs) + " if stage1 else ""

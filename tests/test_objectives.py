@@ -27,7 +27,7 @@ def examples(tokenizer, n=60):
 
 
 def test_clm_labels_are_the_inputs_with_padding_ignored(bpe):
-    batch = O.clm_collator(bpe)(examples(bpe, 3))
+    batch = O.causal_lm_collator(bpe)(examples(bpe, 3))
     real = batch["attention_mask"].bool()
     assert torch.equal(batch["labels"][real], batch["input_ids"][real])
     assert torch.all(batch["labels"][~real] == O.IGNORE)
@@ -35,7 +35,7 @@ def test_clm_labels_are_the_inputs_with_padding_ignored(bpe):
 
 
 def test_show_shifts_causal_labels_by_one(bpe):
-    batch = O.clm_collator(bpe)(examples(bpe, 1))
+    batch = O.causal_lm_collator(bpe)(examples(bpe, 1))
     lines = O.show(bpe, batch, shift=True).splitlines()
     tokens = bpe.convert_ids_to_tokens(batch["input_ids"][0].tolist())
     assert lines[1].split()[1:] == [tokens[0], tokens[1]]
@@ -46,7 +46,7 @@ def test_mlm_masks_about_15_percent_with_80_10_10(wordpiece):
     exs = examples(wordpiece, 90) * 20
     originals = torch.nn.utils.rnn.pad_sequence([torch.tensor(e["input_ids"]) for e in exs], batch_first=True,
                                                 padding_value=wordpiece.pad_token_id)
-    batch = O.mlm_collator(wordpiece, seed=0)(exs)
+    batch = O.masked_lm_collator(wordpiece)(exs)
     stats = O.masking_breakdown(originals, batch, wordpiece)
     assert abs(stats["chosen"] - 0.15) < 0.02
     assert abs(stats["mask"] - 0.8) < 0.04
@@ -82,7 +82,43 @@ def test_span_corruption_collator_scores_only_the_target(bpe):
         assert labels[scored[0]].item() in sentinels  # the target starts with the first sentinel
         separator = scored[0] - 1
         assert batch["input_ids"][row, separator] == bpe.eos_token_id
-        assert torch.all(labels[:separator + 1] == O.IGNORE)
+        end = int(batch["attention_mask"][row].sum())
+        # the model reads the damaged text, then must write the target it is scored on, token for token
+        assert torch.equal(labels[separator + 1:end], batch["input_ids"][row, separator + 1:end])
+        assert torch.all(labels[end:] == O.IGNORE)
+        prefix = batch["input_ids"][row, :separator].tolist()
+        target = labels[separator + 1:end].tolist()
+        assert [t for t in prefix if t in sentinels] == [t for t in target if t in sentinels]
+
+
+def test_packed_blocks_need_no_padding(bpe):
+    blocks = [{"input_ids": list(range(10, 26))} for _ in range(3)]
+    batch = O.causal_lm_collator(bpe)(blocks)
+    assert set(batch) == {"input_ids", "labels"} and torch.equal(batch["labels"], batch["input_ids"])
+
+
+def test_masking_split_can_be_changed(wordpiece):
+    torch.manual_seed(0)
+    exs = examples(wordpiece, 90) * 20
+    batch = O.masked_lm_collator(wordpiece, mask_prob=0.5, random_prob=0.5)(exs)
+    originals = O.stack(exs, wordpiece.pad_token_id)["input_ids"]
+    stats = O.masking_breakdown(originals, batch, wordpiece)
+    assert abs(stats["mask"] - 0.5) < 0.04 and stats["kept"] < 0.02  # a random token is rarely the original
+
+
+def test_transformers_collator_agrees_with_the_course_masking(wordpiece):
+    """transformers' DataCollatorForLanguageModeling implements the same 80/10/10 recipe."""
+    from transformers import DataCollatorForLanguageModeling
+
+    exs = examples(wordpiece, 90) * 20
+    originals = O.stack(exs, wordpiece.pad_token_id)["input_ids"]
+    torch.manual_seed(0)
+    ours = O.masking_breakdown(originals, O.masked_lm_collator(wordpiece)(exs), wordpiece)
+    theirs_batch = DataCollatorForLanguageModeling(wordpiece, mlm_probability=0.15, seed=0)(exs)
+    theirs = O.masking_breakdown(originals, theirs_batch, wordpiece)
+    for key in ("chosen", "mask", "random", "kept"):
+        assert ours[key] == pytest.approx(theirs[key], abs=0.03), key
+    assert torch.all(theirs_batch["labels"][originals == wordpiece.pad_token_id] == O.IGNORE)
 
 
 def test_baselines():

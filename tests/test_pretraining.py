@@ -7,11 +7,13 @@ import pytest
 import torch
 from transformers import AutoModelForMaskedLM, AutoTokenizer, ModernBertForMaskedLM
 
-from course_lib import models, pretraining, runtime
+from course_lib import finetune, models, objectives, pretraining, runtime
 from course_lib.exercises import CheckFailed
 from course_lib.exercises import pretraining as checks
 from course_lib.tokenization import train_tokenizer
-from course_lib.trainer import STATE_JSON, accuracy
+from course_lib.checkpoints import STATE_JSON
+from course_lib.errors import CheckpointError
+from course_lib.trainer import accuracy
 
 TOY = [f"the film is {w} and the actors are {v} ." for w in ("good", "bad", "long", "funny", "dull")
        for v in ("great", "awful", "fine", "young")] * 10
@@ -40,7 +42,7 @@ def test_masking_is_80_10_10_and_spares_special_tokens(bert_tokenizer):
     torch.manual_seed(0)
     ids = torch.randint(len(bert_tokenizer.all_special_ids), len(bert_tokenizer), (400, 64))
     ids[:, 0], ids[:, -1] = bert_tokenizer.cls_token_id, bert_tokenizer.sep_token_id
-    inputs, labels = pretraining.mask_tokens(ids, bert_tokenizer, rate=0.15)
+    inputs, labels = objectives.mask_tokens(ids, bert_tokenizer, rate=0.15)
     chosen = labels != -100
     assert not chosen[:, [0, -1]].any()
     assert 0.14 < chosen.float().mean() < 0.16
@@ -50,7 +52,7 @@ def test_masking_is_80_10_10_and_spares_special_tokens(bert_tokenizer):
 
 def test_course_masking_passes_the_exercise_check(bert_tokenizer):
     def course_masking(input_ids, mask_id, vocab_size, special_ids, rate):
-        return pretraining.mask_tokens(input_ids, bert_tokenizer, rate)
+        return objectives.mask_tokens(input_ids, bert_tokenizer, rate)
     bert_tokenizer_ids = set(bert_tokenizer.all_special_ids)
     assert bert_tokenizer.mask_token_id in bert_tokenizer_ids
     # the check uses its own ids (mask_id 4, specials 0-4), which the toy WordPiece vocabulary shares
@@ -64,7 +66,7 @@ def test_sparse_output_layer_gives_the_dense_loss(bert_tokenizer):
     dense = models.build("bert", "tiny", bert_tokenizer, max_length=16).eval()  # every position
     assert not dense.config.sparse_prediction
     dense.load_state_dict(model.state_dict())
-    batch = pretraining.masked_lm_collator(bert_tokenizer)(pretraining.pack(bert_tokenizer, TOY, 16)[:8])
+    batch = objectives.masked_lm_collator(bert_tokenizer)(pretraining.pack(bert_tokenizer, TOY, 16)[:8])
     sparse_out, dense_out = model(**batch), dense(**batch)
     assert math.isclose(sparse_out.loss.item(), dense_out.loss.item(), rel_tol=1e-5)
     assert sparse_out.logits.shape == (int((batch["labels"] != -100).sum()), len(bert_tokenizer))
@@ -81,15 +83,36 @@ def test_pretraining_resumes_exactly(toy_corpus, tmp_path):
 
 
 def test_bert_checkpoint_resumes_and_loads_as_a_standard_model(toy_corpus, tmp_path):
-    args = dict(corpus=toy_corpus, vocab_size=60, block_size=16, batch_size=4, progress=False)
+    args = dict(corpus=toy_corpus, vocab_size=60, block_size=16, batch_size=4, min_lr_ratio=0.1, progress=False)
     pretraining.pretrain("bert", "tiny", tmp_path / "bert", max_steps=2, **args)
     trainer = pretraining.pretrain("bert", "tiny", tmp_path / "bert", max_steps=3, **args)
     assert [h["step"] for h in trainer.history["train"]] == [1, 2, 3]
     assert type(AutoModelForMaskedLM.from_pretrained(tmp_path / "bert")) is ModernBertForMaskedLM
 
 
+@pytest.mark.parametrize("change", [dict(arch="gpt"), dict(preset="small"), dict(vocab_size=61),
+                                    dict(block_size=32), dict(corpus="wiki"), dict(mask_rate=0.3)])
+def test_resuming_refuses_another_run_naming_the_difference(toy_corpus, tmp_path, change):
+    args = dict(arch="bert", preset="tiny", corpus=toy_corpus, vocab_size=60, block_size=16, mask_rate=0.15,
+                batch_size=4, min_lr_ratio=0.1, progress=False)
+    pretraining.pretrain(out_dir=tmp_path / "bert", max_steps=1, **args)
+    (key, value), = change.items()
+    with pytest.raises(CheckpointError, match=f"{key} .* \\(asked: {value!r}\\)"):
+        pretraining.pretrain(out_dir=tmp_path / "bert", max_steps=2, **{**args, **change})
+
+
+def test_a_truncated_checkpoint_is_refused_naming_the_file(toy_corpus, tmp_path):
+    args = dict(corpus=toy_corpus, vocab_size=60, block_size=16, batch_size=4, min_lr_ratio=0.1, progress=False)
+    pretraining.pretrain("bert", "tiny", tmp_path / "bert", max_steps=1, **args)
+    weights = tmp_path / "bert" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    with pytest.raises(CheckpointError, match="model.safetensors is corrupt or truncated"):
+        pretraining.pretrain("bert", "tiny", tmp_path / "bert", max_steps=2, **args)
+
+
 def test_word2vec_stage_sets_the_embeddings_and_mlm_leaves_them_frozen(toy_corpus, tmp_path):
-    args = dict(corpus=toy_corpus, vocab_size=60, block_size=16, batch_size=4, word2vec_epochs=1, progress=False)
+    args = dict(corpus=toy_corpus, vocab_size=60, block_size=16, batch_size=4, word2vec_epochs=1, min_lr_ratio=0.1,
+                progress=False)
     first = pretraining.pretrain("bert", "tiny", tmp_path / "bert", max_steps=2, **args)
     stage1 = first.history["word2vec"]
     assert stage1["epochs"] == 1 and stage1["seconds"] > 0 and stage1["words_per_second"] > 0
@@ -98,7 +121,7 @@ def test_word2vec_stage_sets_the_embeddings_and_mlm_leaves_them_frozen(toy_corpu
     used = sorted({i for ids in tokenizer(TOY, add_special_tokens=False)["input_ids"] for i in ids})
     assert torch.allclose(embeddings[used].norm(dim=1), torch.tensor(pretraining.EMBEDDING_NORM))
     layer = first.model.model.layers[0].mlp.Wo.weight.detach().clone()
-    del args["word2vec_epochs"]  # the checkpoint's history, not the caller, says the embeddings are frozen
+    del args["word2vec_epochs"]  # the checkpoint's saved configuration, not the caller, says the embeddings are frozen
     resumed = pretraining.pretrain("bert", "tiny", tmp_path / "bert", max_steps=4, **args)
     assert torch.equal(resumed.model.get_input_embeddings().weight, embeddings)  # frozen, also after resuming
     assert not torch.equal(resumed.model.model.layers[0].mlp.Wo.weight, layer)  # the encoder trains
@@ -106,19 +129,19 @@ def test_word2vec_stage_sets_the_embeddings_and_mlm_leaves_them_frozen(toy_corpu
 
 
 def test_classifier_starts_differ_only_where_they_should(toy_corpus, tmp_path):
-    args = dict(corpus=toy_corpus, vocab_size=60, block_size=16, batch_size=4, progress=False)
+    args = dict(corpus=toy_corpus, vocab_size=60, block_size=16, batch_size=4, min_lr_ratio=0.1, progress=False)
     pretraining.pretrain("bert", "tiny", tmp_path / "bert", max_steps=2, **args)
     saved = AutoModelForMaskedLM.from_pretrained(tmp_path / "bert")
-    starts = {start: pretraining.classifier(tmp_path / "bert", start) for start in pretraining.STARTS}
+    starts = {start: finetune.classifier(tmp_path / "bert", start) for start in finetune.STARTS}
     same_embeddings = {s: torch.equal(m.get_input_embeddings().weight, saved.get_input_embeddings().weight)
                        for s, m in starts.items()}
     same_layer = {s: torch.equal(m.model.layers[0].attn.Wqkv.weight, saved.model.layers[0].attn.Wqkv.weight)
                   for s, m in starts.items()}
     assert same_embeddings == {"pretrained": True, "embeddings": True, "scratch": False}
     assert same_layer == {"pretrained": True, "embeddings": False, "scratch": False}
-    assert starts["pretrained"].config.classifier_dropout == pretraining.FINETUNE_DROPOUT["classifier_dropout"]
+    assert starts["pretrained"].config.classifier_dropout == finetune.FINETUNE_DROPOUT["modernbert"]["classifier_dropout"]
     with pytest.raises(ValueError, match="start must be one of"):
-        pretraining.classifier(tmp_path / "bert", "random")
+        finetune.classifier(tmp_path / "bert", "random")
 
 
 def test_course_checkpoint_trains_once_and_prints_nothing(toy_corpus, monkeypatch, capsys):

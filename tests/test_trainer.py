@@ -6,7 +6,9 @@ import torch
 from transformers import BertConfig, BertForSequenceClassification
 
 from course_lib import optim
-from course_lib.trainer import STATE_JSON, Trainer, TrainConfig, accuracy, lr_multiplier
+from course_lib.checkpoints import STATE_JSON
+from course_lib.errors import CheckpointError, ConfigError
+from course_lib.trainer import Trainer, TrainConfig, accuracy, lr_multiplier
 
 VOCAB, LENGTH = 40, 12
 
@@ -74,9 +76,10 @@ def test_accumulation_weights_micro_batches_by_targets():
     examples_in_order = [examples[i] for i in big.batch_indices(0)]
     with_targets = [e for e in examples_in_order if e["labels"] != -100]
     assert len(with_targets) == 2
-    loss_big = big.train_step(examples_in_order)
-    loss_split = split.train_step(examples_in_order)
-    assert loss_big == pytest.approx(loss_split, rel=1e-5)
+    loss_big, tokens_big, _ = big.train_step(examples_in_order)
+    loss_split, tokens_split, _ = split.train_step(examples_in_order)
+    assert tokens_big == tokens_split == 8 * LENGTH
+    assert float(loss_big) == pytest.approx(float(loss_split), rel=1e-5)
 
 
 class Interrupt(Exception):
@@ -110,7 +113,7 @@ def test_interrupted_and_resumed_run_equals_uninterrupted(tmp_path):
 
 
 def test_resume_refuses_a_directory_without_state(tmp_path):
-    with pytest.raises(FileNotFoundError, match=STATE_JSON):
+    with pytest.raises(CheckpointError, match=STATE_JSON):
         make().resume(tmp_path)
 
 
@@ -121,7 +124,7 @@ def test_resume_refuses_a_checkpoint_of_another_model(tmp_path):
                                                      num_attention_heads=1, intermediate_size=32,
                                                      max_position_embeddings=LENGTH))
     with pytest.raises(RuntimeError, match="size mismatch"):
-        make(other).resume(tmp_path / "ckpt")
+        make(other, max_steps=1).resume(tmp_path / "ckpt")
 
 
 def test_warmup_then_linear_decay():
@@ -161,9 +164,74 @@ def test_freezing_and_gradual_unfreezing():
 
 
 def test_bf16_autocast_trains_on_cpu():
-    trainer = make(max_steps=5, precision="bf16")
+    """The GPU's precision path, exercised on CPU: autocast to bf16 still learns."""
+    trainer = make(precision="bf16")
+    before = trainer.evaluate()["loss"]
     trainer.fit()
-    assert trainer.precision == "bf16" and torch.isfinite(torch.tensor(trainer.history["train"][-1]["loss"]))
+    assert trainer.precision == "bf16"
+    assert trainer.history["eval"][-1]["loss"] < 0.5 * before
+
+
+def test_a_bf16_run_resumes_in_fp16_and_back(tmp_path):
+    """bf16 keeps no loss scale; fp16 does. Switching precision on resume must not trip over that."""
+    make(max_steps=2, precision="bf16", min_lr_ratio=0.1).save(tmp_path / "bf16")
+    fp16 = make(max_steps=4, precision="fp16", min_lr_ratio=0.1).resume(tmp_path / "bf16")
+    fp16.fit()
+    fp16.save(tmp_path / "fp16")
+    make(max_steps=6, precision="bf16", min_lr_ratio=0.1).resume(tmp_path / "fp16").fit()
+
+
+def test_checkpoint_keeps_the_random_state_of_the_device_it_trains_on(tmp_path):
+    make(max_steps=1).save(tmp_path / "ckpt")
+    from safetensors.torch import load_file
+    keys = set(load_file(tmp_path / "ckpt" / "trainer_state.safetensors"))
+    assert "rng.torch" in keys and "rng.cuda" not in keys  # a CPU run saves no GPU state, whatever is installed
+
+
+def test_decay_ends_at_decay_steps_and_stays_at_the_floor():
+    cfg = TrainConfig(max_steps=300, warmup_steps=10, decay_steps=110, min_lr_ratio=0.1)
+    assert lr_multiplier(60, cfg) == pytest.approx(0.1 + 0.9 * 0.5)
+    assert lr_multiplier(110, cfg) == lr_multiplier(299, cfg) == pytest.approx(0.1)
+
+
+def test_extending_a_finished_run_never_raises_the_learning_rate(tmp_path):
+    first = make(max_steps=10, warmup_steps=2, min_lr_ratio=0.1)
+    first.fit()
+    first.save(tmp_path / "ckpt")
+    extended = make(max_steps=20, warmup_steps=2, min_lr_ratio=0.1).resume(tmp_path / "ckpt")
+    extended.fit()
+    lrs = [h["lr"] for h in extended.history["train"]]
+    assert len(lrs) == 20 and lrs[:10] == [h["lr"] for h in first.history["train"]]
+    after_warmup = lrs[2:]
+    assert all(b <= a for a, b in zip(after_warmup, after_warmup[1:]))
+    assert lrs[-1] == pytest.approx(3e-3 * 0.1)
+
+
+def test_resume_refuses_other_optimisation_settings_naming_them(tmp_path):
+    make(max_steps=2, warmup_steps=1).save(tmp_path / "ckpt")
+    with pytest.raises(CheckpointError, match=r"lr 0.003 \(asked: 0.001\)"):
+        make(max_steps=4, warmup_steps=1, lr=1e-3).resume(tmp_path / "ckpt")
+    with pytest.raises(ConfigError, match="decays to 0 at step 2"):
+        make(max_steps=4, warmup_steps=1).resume(tmp_path / "ckpt")  # extending it would train at learning rate 0
+    with pytest.raises(CheckpointError, match="decays until step 2"):
+        make(max_steps=4, warmup_steps=1, decay_steps=40).resume(tmp_path / "ckpt")
+
+
+def test_the_loop_reads_from_the_device_only_when_it_logs(monkeypatch):
+    """On a GPU every read of a value (.item(), .cpu(), printing a tensor) waits for all queued work."""
+    reads = {"item": 0, "cpu": 0}
+    for name in reads:
+        original = getattr(torch.Tensor, name)
+
+        def spy(self, *args, _name=name, _original=original, **kwargs):
+            reads[_name] += 1
+            return _original(self, *args, **kwargs)
+        monkeypatch.setattr(torch.Tensor, name, spy)
+    trainer = Trainer(tiny_classifier(), toy_data(), collate,
+                      TrainConfig(max_steps=20, batch_size=32, log_every=10, progress=False))
+    trainer.fit()
+    assert len(trainer.history["train"]) == 20
+    assert reads == {"item": 0, "cpu": 2 * 2}  # losses and token/FLOP totals, at steps 10 and 20
 
 
 @pytest.mark.parametrize("bad", [dict(batch_size=30, grad_accum=4), dict(schedule="exp"), dict(precision="fp8")])
