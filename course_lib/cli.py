@@ -4,33 +4,151 @@
     python -m course_lib pretrain --arch bert --preset tiny --max-steps 500 --out runs/bert-tiny
     python -m course_lib finetune --checkpoint runs/bert-tiny --task sst2 --labels 500 --out runs/sst2
     python -m course_lib evaluate --checkpoint runs/sst2 --task sst2
+
+Every argument is checked before any work starts. A problem is one line on stderr, ``error: ...``,
+with exit status 2 for a wrong argument and 1 for bad data, a bad checkpoint or a failed run;
+``--debug`` (or COURSE_DEBUG=1) adds the traceback.
 """
 import argparse
 import json
+import math
+import os
+import sys
+import traceback
 from pathlib import Path
 
-from . import data, models, runtime
-from .finetune import encode, finetune, match_tokenizer, padding_collator
-from .trainer import TrainConfig, accuracy, evaluate
+import torch
+from transformers import AutoConfig
+
+from . import checkpoints, data, models, pretraining, runtime
+from .errors import CheckpointError, ConfigError, CourseError
+from .finetune import MINILM, encode, finetune, load_classifier, padding_collator, steps_for
+from .trainer import DEVICES, PRECISIONS, TrainConfig, accuracy, evaluate, pick_device, pick_precision
 
 TASKS = {"sst2": "sst2", "korean-hate-speech": "korean_hate_speech"}
+DEBUG_ENV = "COURSE_DEBUG"
+MIN_VOCAB = 300  # GPT's byte-level BPE starts from 256 bytes plus its special token; BERT needs 5 specials
+MIN_BLOCK = 8
 
 
-def load_classifier(checkpoint: str, num_labels: int):
-    """``minilm`` (the pretrained package), or a directory written by ``pretrain``/``finetune``."""
-    if checkpoint == "minilm":
-        return models.load_minilm(num_labels=num_labels)
-    path = Path(checkpoint)
-    if not (path / "config.json").is_file():
-        raise SystemExit(f"error: {checkpoint} is neither 'minilm' nor a checkpoint directory with a config.json "
-                         "(write one with `python -m course_lib pretrain ... --out DIR`).")
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+class UsageError(ConfigError):
+    """An argument rejected before any work starts (exit status 2, like argparse's own errors)."""
 
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=num_labels)
-    match_tokenizer(model, tokenizer)
-    return model, tokenizer
 
+class Parser(argparse.ArgumentParser):
+    """argparse whose errors are one line (``error: ...`` and where help is), without the usage block."""
+
+    def error(self, message):
+        raise UsageError(f"{message} (see `{self.prog} --help`)")
+
+
+# --- argument types: each refuses a value with a message that says what would be accepted ---------
+
+def integer(low: int, why: str = ""):
+    """An argparse type for integers of at least ``low``."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = low - 1
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {low}{why}, not {text!r}")
+        return value
+    return parse
+
+
+def real(accepts, what: str):
+    """An argparse type for finite numbers that ``accepts(value)``, described as ``what``."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and accepts(value)):
+            raise argparse.ArgumentTypeError(f"must be {what}, not {text!r}")
+        return value
+    return parse
+
+
+positive = integer(1)
+count = integer(0)
+positive_real = real(lambda v: v > 0, "a number > 0")
+fraction = real(lambda v: 0 < v <= 1, "a number in (0, 1]")
+
+
+def output_dir(text: str) -> Path:
+    """An argparse type for a directory to write into; nothing is created until a result is saved."""
+    path = Path(text)
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir():
+        where = "" if existing == path else f", so it cannot hold {path}"
+        raise argparse.ArgumentTypeError(f"{existing} is a file{where}; give a directory path")
+    if not os.access(existing, os.W_OK):
+        raise argparse.ArgumentTypeError(f"{existing} is not writable; give a directory you can write to")
+    return path
+
+
+def checkpoint_out(text: str) -> Path:
+    """An ``output_dir`` that a checkpoint may replace: new, empty, or already a checkpoint.
+
+    A checkpoint is saved by swapping the whole directory, so a directory of other files would be lost.
+    """
+    path = output_dir(text)
+    if path.is_dir() and any(path.iterdir()) and not checkpoints.is_resumable(path):
+        raise argparse.ArgumentTypeError(f"{path} already holds files but no checkpoint, and saving would replace "
+                                         "them; give a new or empty directory")
+    return path
+
+
+# --- checks that need more than one argument, or a look at the disk; all before any work ---------
+
+def check_device(args) -> None:
+    """``--device cuda`` on a machine without CUDA fails here, not after the data has loaded."""
+    available = {"cuda": torch.cuda.is_available, "mps": torch.backends.mps.is_available}
+    if args.device in available and not available[args.device]():
+        raise UsageError(f"--device {args.device}: PyTorch sees no such device on this machine; "
+                         "use --device auto or cpu")
+
+
+def check_pretrain(args) -> None:
+    check_device(args)
+    unknown = [name for name in args.corpus.split("+") if name not in pretraining.CORPORA]
+    if unknown:
+        raise UsageError(f"--corpus {args.corpus}: unknown corpus {', '.join(map(repr, unknown))}; choose from "
+                         f"{', '.join(sorted(pretraining.CORPORA))}, joined with '+' (e.g. sst2+wiki)")
+    if args.warmup_steps >= args.max_steps:
+        raise UsageError(f"--warmup-steps {args.warmup_steps} must be smaller than --max-steps {args.max_steps}; "
+                         f"e.g. --warmup-steps {args.max_steps // 10}")
+
+
+def check_finetune(args) -> None:
+    check_device(args)
+    if args.checkpoint == MINILM:
+        return
+    try:
+        checkpoints.require_model(args.checkpoint)
+    except CheckpointError as err:
+        raise CheckpointError(f"{err} Or give --checkpoint {MINILM}, the pretrained MiniLM.") from None
+
+
+def check_evaluate(args) -> None:
+    check_device(args)
+    task = TASKS[args.task]
+    if args.split not in data.SPLITS[task]:
+        raise UsageError(f"--split {args.split}: {args.task} has no such split; choose one of "
+                         f"{', '.join(data.SPLITS[task])}")
+    path = checkpoints.require_model(args.checkpoint, "classifier")
+    labels = AutoConfig.from_pretrained(path).num_labels
+    if labels != len(data.LABEL_NAMES[task]):
+        raise CheckpointError(f"{path} classifies into {labels} labels but {args.task} has "
+                              f"{len(data.LABEL_NAMES[task])}; evaluate it on the task it was fine-tuned on")
+
+
+def no_check(args) -> None:
+    """Commands whose arguments argparse checks completely."""
+
+
+# --- the commands ------------------------------------------------------------------------------
 
 def cmd_demo(args):
     from . import demo
@@ -39,40 +157,52 @@ def cmd_demo(args):
 
 
 def cmd_pretrain(args):
-    from .pretraining import pretrain
-
-    trainer = pretrain(args.arch, args.preset, args.out, args.max_steps, corpus=args.corpus,
-                       vocab_size=args.vocab_size, block_size=args.block_size, word2vec_epochs=args.word2vec_epochs,
-                       batch_size=args.batch_size, lr=args.lr, warmup_steps=args.warmup_steps, seed=args.seed,
-                       checkpoint_every=args.checkpoint_every)
+    trainer = pretraining.pretrain(
+        args.arch, args.preset, args.out, args.max_steps, corpus=args.corpus, vocab_size=args.vocab_size,
+        block_size=args.block_size, word2vec_epochs=args.word2vec_epochs, batch_size=args.batch_size, lr=args.lr,
+        warmup_steps=args.warmup_steps, seed=args.seed, checkpoint_every=args.checkpoint_every,
+        device=args.device, precision=args.precision)
     report(trainer, args.out)
 
 
 def cmd_checkpoints(args):
-    from .pretraining import course_checkpoint, describe_checkpoint
-
     for arch in args.arch:
-        path = course_checkpoint(arch)
-        print(f"{arch}: {path} ({describe_checkpoint(path)})")
+        path = pretraining.course_checkpoint(arch)
+        print(f"{arch}: {path} ({pretraining.describe_checkpoint(path)})")
 
 
 def cmd_finetune(args):
+    from .demo import batch_size_for
+
+    batch_size = batch_size_for(args.batch_size, args.labels)
     task = data.load(TASKS[args.task])
-    model, tokenizer = load_classifier(args.checkpoint, len(task.label_names))
     train = task["train"].take(args.labels, seed=args.seed)
-    steps = max(1, args.labels * args.epochs // args.batch_size)
-    config = TrainConfig(max_steps=steps, batch_size=args.batch_size, lr=args.lr, warmup_steps=steps // 10,
-                         layer_decay=args.layer_decay, seed=args.seed)
+    model, tokenizer = load_classifier(args.checkpoint, len(task.label_names))
+    steps = steps_for(args.labels, batch_size, args.epochs)
+    config = TrainConfig(max_steps=steps, batch_size=batch_size, lr=args.lr, warmup_steps=steps // 10,
+                         layer_decay=args.layer_decay, seed=args.seed, device=args.device, precision=args.precision)
     print(f"{args.task} from {task.source}: {len(train)} labels, {steps} steps")
     report(finetune(model, tokenizer, train, task["dev"], config, out_dir=args.out), args.out)
 
 
 def cmd_evaluate(args):
     task = data.load(TASKS[args.task])
-    model, tokenizer = load_classifier(args.checkpoint, len(task.label_names))
     split = task[args.split]
-    result = evaluate(model, encode(tokenizer, split), padding_collator(tokenizer), accuracy_fn=accuracy)
-    print(json.dumps({"task": args.task, "split": args.split, "examples": len(split), **result}, indent=1))
+    model, tokenizer = load_classifier(args.checkpoint, len(task.label_names))
+    device = pick_device(args.device)
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(pick_precision(args.precision, device))
+    with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+        result = evaluate(model.to(device), encode(tokenizer, split), padding_collator(tokenizer),
+                          accuracy_fn=accuracy)
+    print(json.dumps({"task": args.task, "split": args.split, "examples": len(split), "device": str(device),
+                      **result}, indent=1))
+
+
+def cmd_homework(args):
+    from .homework import build
+
+    for path in build(out_dir=args.out):
+        print(path)
 
 
 def report(trainer, out) -> None:
@@ -80,73 +210,90 @@ def report(trainer, out) -> None:
     print(trainer.cost.summary())
 
 
+# --- the parser ----------------------------------------------------------------------------------
+
+def add_hardware(p) -> None:
+    p.add_argument("--device", choices=DEVICES, default="auto", help="where to run (default: a GPU if there is one)")
+    p.add_argument("--precision", choices=PRECISIONS, default="auto",
+                   help="number format of the computation (default: bf16 on GPUs that have it, else fp32)")
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m course_lib", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = Parser(prog="python -m course_lib", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--debug", action="store_true", help=f"show the traceback of an error (or set {DEBUG_ENV}=1)")
     sub = p.add_subparsers(dest="command", required=True)
 
     d = sub.add_parser("demo", help="pretrained vs from-scratch MiniLM on a small SST-2 label budget (~3 min)")
-    d.add_argument("--labels", type=int, default=500, help="labelled training sentences (default 500)")
-    d.add_argument("--epochs", type=int, default=4)
-    d.add_argument("--seed", type=int, default=0)
-    d.add_argument("--out", default="runs/demo", help="where to save demo.png")
-    d.set_defaults(func=cmd_demo)
+    d.add_argument("--labels", type=positive, default=500, help="labelled training sentences (default 500)")
+    d.add_argument("--epochs", type=positive, default=4)
+    d.add_argument("--seed", type=count, default=0)
+    d.add_argument("--out", type=output_dir, default="runs/demo", help="where to save demo.png")
+    d.set_defaults(func=cmd_demo, check=no_check)
 
     pt = sub.add_parser("pretrain", help="self-supervised pretraining of a small GPT or BERT (resumable)")
     pt.add_argument("--arch", choices=models.ARCHS, required=True)
     pt.add_argument("--preset", choices=sorted(models.PRESETS), default="tiny")
-    pt.add_argument("--max-steps", type=int, required=True,
+    pt.add_argument("--max-steps", type=positive, required=True,
                     help="total optimizer steps; rerun with a larger value on the same --out to resume")
-    pt.add_argument("--out", required=True, help="checkpoint directory (save_pretrained + tokenizer + state)")
+    pt.add_argument("--out", type=checkpoint_out, required=True,
+                    help="checkpoint directory (save_pretrained + tokenizer + state)")
     pt.add_argument("--corpus", default="sst2+wiki", help="unlabeled corpora joined by '+': sst2, wiki")
-    pt.add_argument("--vocab-size", type=int, default=8000)
-    pt.add_argument("--block-size", type=int, default=128)
-    pt.add_argument("--word2vec-epochs", type=int, default=0,
+    pt.add_argument("--vocab-size", type=integer(MIN_VOCAB, " (a tokenizer's base alphabet and special tokens "
+                                                            "need room)"), default=8000)
+    pt.add_argument("--block-size", type=integer(MIN_BLOCK), default=128, help="tokens per training sequence")
+    pt.add_argument("--word2vec-epochs", type=count, default=0,
                     help="first train skip-gram vectors for the (then frozen) embedding layer (course BERT: 5)")
-    pt.add_argument("--batch-size", type=int, default=32)
-    pt.add_argument("--lr", type=float, default=1e-3)
-    pt.add_argument("--warmup-steps", type=int, default=100)
-    pt.add_argument("--checkpoint-every", type=int, default=200)
-    pt.add_argument("--seed", type=int, default=0)
-    pt.set_defaults(func=cmd_pretrain)
+    pt.add_argument("--batch-size", type=positive, default=32)
+    pt.add_argument("--lr", type=positive_real, default=1e-3)
+    pt.add_argument("--warmup-steps", type=count, default=100, help="must be smaller than --max-steps")
+    pt.add_argument("--checkpoint-every", type=count, default=200, help="0: only at the end")
+    pt.add_argument("--seed", type=count, default=0)
+    add_hardware(pt)
+    pt.set_defaults(func=cmd_pretrain, check=check_pretrain)
 
     ck = sub.add_parser("checkpoints", help="the course's own GPT and BERT for notebooks 05-06: trained once "
                                             "into the cache (~11 CPU-minutes), found there afterwards")
     ck.add_argument("--arch", nargs="+", choices=models.ARCHS, default=list(models.ARCHS))
-    ck.set_defaults(func=cmd_checkpoints)
+    ck.set_defaults(func=cmd_checkpoints, check=no_check)
 
     ft = sub.add_parser("finetune", help="fine-tune a checkpoint on a labelled task")
-    ft.add_argument("--checkpoint", required=True, help="'minilm' or a checkpoint directory")
+    ft.add_argument("--checkpoint", required=True, help=f"'{MINILM}' or a checkpoint directory")
     ft.add_argument("--task", choices=sorted(TASKS), default="sst2")
-    ft.add_argument("--labels", type=int, default=500, help="label budget: class-balanced training examples")
-    ft.add_argument("--out", required=True)
-    ft.add_argument("--epochs", type=int, default=4)
-    ft.add_argument("--batch-size", type=int, default=32)
-    ft.add_argument("--lr", type=float, default=1e-4)
-    ft.add_argument("--layer-decay", type=float, default=None, help="e.g. 0.8: lower layers learn slower")
-    ft.add_argument("--seed", type=int, default=0)
-    ft.set_defaults(func=cmd_finetune)
+    ft.add_argument("--labels", type=positive, default=500, help="label budget: class-balanced training examples")
+    ft.add_argument("--out", type=checkpoint_out, required=True)
+    ft.add_argument("--epochs", type=positive, default=4)
+    ft.add_argument("--batch-size", type=positive, default=32, help="at most --labels (a larger one is cut)")
+    ft.add_argument("--lr", type=positive_real, default=1e-4)
+    ft.add_argument("--layer-decay", type=fraction, default=None, help="e.g. 0.8: lower layers learn slower")
+    ft.add_argument("--seed", type=count, default=0)
+    add_hardware(ft)
+    ft.set_defaults(func=cmd_finetune, check=check_finetune)
 
     ev = sub.add_parser("evaluate", help="loss and accuracy of a fine-tuned checkpoint")
-    ev.add_argument("--checkpoint", required=True)
+    ev.add_argument("--checkpoint", required=True, help="a directory written by finetune")
     ev.add_argument("--task", choices=sorted(TASKS), default="sst2")
-    ev.add_argument("--split", default="dev")
-    ev.set_defaults(func=cmd_evaluate)
+    ev.add_argument("--split", default="dev", help="; ".join(f"{name}: {', '.join(data.SPLITS[task])}"
+                                                             for name, task in TASKS.items()))
+    add_hardware(ev)
+    ev.set_defaults(func=cmd_evaluate, check=check_evaluate)
 
     hw = sub.add_parser("homework", help="write student copies of the notebooks (solutions removed)")
-    hw.add_argument("--out", default="homework")
-    hw.set_defaults(func=cmd_homework)
+    hw.add_argument("--out", type=output_dir, default="homework")
+    hw.set_defaults(func=cmd_homework, check=no_check)
     return p
 
 
-def cmd_homework(args):
-    from .homework import build
-
-    for path in build(out_dir=Path(args.out)):
-        print(path)
-
-
-def main(argv=None):
-    args = parser().parse_args(argv)
-    runtime.setup(seed=getattr(args, "seed", 0))
-    args.func(args)
+def main(argv=None) -> None:
+    """Check the arguments, then run the command; a ``CourseError`` ends it with one line on stderr."""
+    debug = os.environ.get(DEBUG_ENV) == "1"
+    try:
+        args = parser().parse_args(argv)
+        debug = debug or args.debug
+        args.check(args)
+        runtime.setup(seed=getattr(args, "seed", 0))
+        args.func(args)
+    except CourseError as err:
+        if debug:
+            traceback.print_exc()
+        print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
+        sys.exit(2 if isinstance(err, UsageError) else 1)
