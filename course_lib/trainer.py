@@ -232,7 +232,7 @@ class Trainer:
         self.history = {"train": [], "eval": []}
         self.cost = RunCost()
         self._order_epoch, self._order = None, None
-        self._flops_per_token = {}
+        self._flops = costs.flops_profile(self.model)  # walks the modules once, not every step
 
     def _wrap(self, model):
         """What the forward pass runs: the model, compiled and/or wrapped for several processes."""
@@ -305,14 +305,10 @@ class Trainer:
         return step_loss, *self._count(batches)
 
     def _count(self, batches: list) -> tuple:
-        """(tokens, training FLOPs) of a step's micro-batches; the per-token cost is computed once per length."""
-        tokens = flops = 0
-        for b in batches:
-            n, length = count_tokens(b), b["input_ids"].shape[1]
-            if length not in self._flops_per_token:
-                self._flops_per_token[length] = costs.training_flops_per_token(self.model, length)
-            tokens, flops = tokens + n, flops + n * self._flops_per_token[length]
-        return tokens, flops
+        """(tokens, training FLOPs) of a step's micro-batches, counted on the CPU copies."""
+        tokens = [count_tokens(b) for b in batches]
+        flops = [self._flops.batch(n, b["input_ids"].shape[1], count_targets(b)) for n, b in zip(tokens, batches)]
+        return sum(tokens), sum(flops)
 
     def _apply_unfreeze(self) -> None:
         if self.step in self.cfg.unfreeze:
@@ -341,6 +337,7 @@ class Trainer:
         # run in a notebook, more than Jupyter's output channel buffers (it then drops the cell's output).
         bar = tqdm(total=self.cfg.max_steps, initial=self.step, disable=not (self.cfg.progress and main),
                    desc="train", mininterval=1.0)
+        self._energy = costs.EnergyMeter(self.device)
         pending, tokens, flops, start = [], 0, 0.0, time.perf_counter()
         while self.step < self.cfg.max_steps:
             self._apply_unfreeze()
@@ -367,14 +364,16 @@ class Trainer:
     def _log(self, pending: list, tokens: int, flops: float, seconds: float, bar) -> None:
         """Read the pending losses back from the device: the loop's one wait for the GPU.
 
-        Losses, tokens and FLOPs are summed over processes; the time since the last read, measured
-        after that wait, is charged to the run's cost.
+        Losses, tokens, FLOPs and energy are summed over processes; the time since the last read,
+        measured after that wait, is charged to the run's cost.
         """
-        losses = torch.stack([loss for _, loss, _ in pending])
-        totals = torch.tensor([float(tokens), flops], device=self.device)
-        losses, totals = distributed.sum_over_processes(losses).cpu(), distributed.sum_over_processes(totals).cpu()
-        self.cost.add(int(totals[0]) if self.world > 1 else tokens, float(totals[1]) if self.world > 1 else flops,
-                      seconds, self.device)
+        losses = distributed.sum_over_processes(torch.stack([loss for _, loss, _ in pending])).cpu()
+        joules = self._energy.joules(seconds)
+        if self.world > 1:
+            totals = torch.tensor([float(tokens), flops, joules], device=self.device)
+            tokens, flops, joules = distributed.sum_over_processes(totals).cpu().tolist()
+        self.cost.add(int(tokens), flops, seconds, self.device, energy_joules=joules,
+                      energy_method=self._energy.method)
         for (step, _, lr), loss in zip(pending, losses.tolist()):
             self.history["train"].append({"step": step, "loss": loss, "lr": lr})
         bar.set_postfix(loss=f"{self.history['train'][-1]['loss']:.3f}", tok_s=f"{self.cost.tokens_per_second:,.0f}", refresh=False)
