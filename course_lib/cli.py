@@ -125,6 +125,9 @@ def check_finetune(args) -> None:
     check_device(args)
     if args.checkpoint == MINILM:
         return
+    if Path(args.checkpoint).resolve() == args.out.resolve():
+        raise UsageError(f"--out {args.out} is the --checkpoint itself, which fine-tuning would replace; "
+                         "give another --out")
     try:
         checkpoints.require_model(args.checkpoint)
     except CheckpointError as err:

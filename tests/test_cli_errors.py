@@ -25,13 +25,15 @@ def disk(tmp_path_factory):
     lm = root / "lm"  # a pretraining checkpoint: a language model, no classification head
     models.build("gpt", "tiny", tokenizer, max_length=32).save_pretrained(lm)
     tokenizer.save_pretrained(lm)
+    shutil.copytree(lm, root / "run")  # what pretrain leaves: a model and the state to resume it
+    (root / "run" / "trainer_state.json").write_text("{}")
     shutil.copytree(lm, root / "truncated")
     weights = root / "truncated" / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
     (root / "no_config").mkdir()
     (root / "no_config" / "tokenizer.json").write_text("{}")
     (root / "a_file").write_text("not a directory")
-    return {"lm": lm, "truncated": root / "truncated", "no_config": root / "no_config",
+    return {"lm": lm, "run": root / "run", "truncated": root / "truncated", "no_config": root / "no_config",
             "missing": root / "missing", "file": root / "a_file"}
 
 
@@ -56,6 +58,7 @@ BAD_INVOCATIONS = [  # argv, exit status, part of the message
     (["finetune", "--checkpoint", "minilm", "--out", "{file}"], 2, "is a file; give a directory path"),
     (["finetune", "--checkpoint", "minilm", "--out", "{file}/x"], 2, "is a file, so it cannot hold"),
     (["finetune", "--checkpoint", "minilm", "--out", "{no_config}"], 2, "already holds files but no checkpoint"),
+    (["finetune", "--checkpoint", "{run}", "--out", "{run}"], 2, "is the --checkpoint itself"),
     (["finetune", "--checkpoint", "{missing}", "--out", "{out}"], 1, "is not a directory"),
     (["finetune", "--checkpoint", "{no_config}", "--out", "{out}"], 1, "has no config.json"),
     (["finetune", "--checkpoint", "{truncated}", "--out", "{out}"], 1, "model.safetensors is corrupt or truncated"),
