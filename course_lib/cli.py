@@ -20,10 +20,10 @@ from pathlib import Path
 import torch
 from transformers import AutoConfig
 
-from . import checkpoints, data, models, pretraining, runtime
+from . import checkpoints, data, distributed, models, pretraining, runtime
 from .errors import CheckpointError, ConfigError, CourseError
-from .finetune import MINILM, encode, finetune, load_classifier, padding_collator, steps_for
-from .trainer import DEVICES, PRECISIONS, TrainConfig, accuracy, evaluate, pick_device, pick_precision
+from .finetune import MINILM, batch_size_for, encode, finetune, load_classifier, padding_collator, steps_for
+from .trainer import DEVICES, PRECISIONS, TrainConfig, accuracy, autocast, evaluate, pick_device, pick_precision
 
 TASKS = {"sst2": "sst2", "korean-hate-speech": "korean_hate_speech"}
 DEBUG_ENV = "COURSE_DEBUG"
@@ -116,9 +116,13 @@ def check_pretrain(args) -> None:
     if unknown:
         raise UsageError(f"--corpus {args.corpus}: unknown corpus {', '.join(map(repr, unknown))}; choose from "
                          f"{', '.join(sorted(pretraining.CORPORA))}, joined with '+' (e.g. sst2+wiki)")
+    if args.warmup_steps is None:
+        args.warmup_steps = min(100, args.max_steps // 10)
     if args.warmup_steps >= args.max_steps:
         raise UsageError(f"--warmup-steps {args.warmup_steps} must be smaller than --max-steps {args.max_steps}; "
                          f"e.g. --warmup-steps {args.max_steps // 10}")
+    if args.decay_steps is not None and args.decay_steps <= args.warmup_steps:
+        raise UsageError(f"--decay-steps {args.decay_steps} must be larger than --warmup-steps {args.warmup_steps}")
 
 
 def check_finetune(args) -> None:
@@ -160,12 +164,28 @@ def cmd_demo(args):
 
 
 def cmd_pretrain(args):
+    say(continuing(args.out, args.max_steps))
     trainer = pretraining.pretrain(
         args.arch, args.preset, args.out, args.max_steps, corpus=args.corpus, vocab_size=args.vocab_size,
         block_size=args.block_size, word2vec_epochs=args.word2vec_epochs, batch_size=args.batch_size, lr=args.lr,
-        warmup_steps=args.warmup_steps, seed=args.seed, checkpoint_every=args.checkpoint_every,
-        device=args.device, precision=args.precision)
+        warmup_steps=args.warmup_steps, decay_steps=args.decay_steps, min_lr_ratio=args.min_lr_ratio,
+        seed=args.seed, checkpoint_every=args.checkpoint_every, device=args.device, precision=args.precision)
     report(trainer, args.out)
+
+
+def continuing(out: Path, max_steps: int) -> str:
+    """What ``pretrain`` will do with the run already in ``out``: start, continue it, or extend it."""
+    if not checkpoints.is_resumable(out):
+        return f"new run in {out}"
+    meta = checkpoints.read_meta(out)
+    done, planned = meta["step"], meta["config"]["max_steps"]
+    horizon = meta["config"].get("decay_steps") or planned
+    if max_steps <= done:
+        return f"{out} has already run {done} steps; nothing to train (ask for more --max-steps to extend it)"
+    if max_steps <= planned:
+        return f"continuing the run in {out} from step {done} of {planned}"
+    return (f"extending the run in {out} from {planned} to {max_steps} steps: its learning rate still decays until "
+            f"step {horizon}, then stays at {meta['config'].get('min_lr_ratio', 0.0)} of its peak")
 
 
 def cmd_checkpoints(args):
@@ -175,8 +195,6 @@ def cmd_checkpoints(args):
 
 
 def cmd_finetune(args):
-    from .demo import batch_size_for
-
     batch_size = batch_size_for(args.batch_size, args.labels)
     task = data.load(TASKS[args.task])
     train = task["train"].take(args.labels, seed=args.seed)
@@ -193,8 +211,7 @@ def cmd_evaluate(args):
     split = task[args.split]
     model, tokenizer = load_classifier(args.checkpoint, len(task.label_names))
     device = pick_device(args.device)
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(pick_precision(args.precision, device))
-    with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+    with autocast(device, pick_precision(args.precision, device)):
         result = evaluate(model.to(device), encode(tokenizer, split), padding_collator(tokenizer),
                           accuracy_fn=accuracy)
     print(json.dumps({"task": args.task, "split": args.split, "examples": len(split), "device": str(device),
@@ -208,9 +225,21 @@ def cmd_homework(args):
         print(path)
 
 
+def cmd_doctor(args):
+    from . import doctor
+
+    sys.exit(doctor.run())
+
+
+def say(text: str) -> None:
+    """Print once, from rank 0, however many processes torchrun started."""
+    if distributed.is_main():
+        print(text)
+
+
 def report(trainer, out) -> None:
-    print(json.dumps({"step": trainer.step, "eval": trainer.history["eval"][-1:], "out": str(out)}, indent=1))
-    print(trainer.cost.summary())
+    say(json.dumps({"step": trainer.step, "eval": trainer.history["eval"][-1:], "out": str(out)}, indent=1))
+    say(trainer.cost.summary())
 
 
 # --- the parser ----------------------------------------------------------------------------------
@@ -219,6 +248,8 @@ def add_hardware(p) -> None:
     p.add_argument("--device", choices=DEVICES, default="auto", help="where to run (default: a GPU if there is one)")
     p.add_argument("--precision", choices=PRECISIONS, default="auto",
                    help="number format of the computation (default: bf16 on GPUs that have it, else fp32)")
+    p.add_argument("--deterministic", action="store_true",
+                   help="deterministic GPU kernels (slower); CPU runs repeat exactly without it")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -237,7 +268,8 @@ def parser() -> argparse.ArgumentParser:
     pt.add_argument("--arch", choices=models.ARCHS, required=True)
     pt.add_argument("--preset", choices=sorted(models.PRESETS), default="tiny")
     pt.add_argument("--max-steps", type=positive, required=True,
-                    help="total optimizer steps; rerun with a larger value on the same --out to resume")
+                    help="total optimizer steps; rerun on the same --out to continue an interrupted run, "
+                         "or with a larger value to extend a finished one")
     pt.add_argument("--out", type=checkpoint_out, required=True,
                     help="checkpoint directory (save_pretrained + tokenizer + state)")
     pt.add_argument("--corpus", default="sst2+wiki", help="unlabeled corpora joined by '+': sst2, wiki")
@@ -248,7 +280,14 @@ def parser() -> argparse.ArgumentParser:
                     help="first train skip-gram vectors for the (then frozen) embedding layer (course BERT: 5)")
     pt.add_argument("--batch-size", type=positive, default=32)
     pt.add_argument("--lr", type=positive_real, default=1e-3)
-    pt.add_argument("--warmup-steps", type=count, default=100, help="must be smaller than --max-steps")
+    pt.add_argument("--warmup-steps", type=count, default=None,
+                    help="must be smaller than --max-steps (default: 100, or a tenth of --max-steps if smaller)")
+    pt.add_argument("--decay-steps", type=positive, default=None,
+                    help="the step where the learning rate's decay ends (default: --max-steps of the run's start); "
+                         "fixed when a run starts, so extending it never makes the rate jump back up")
+    pt.add_argument("--min-lr-ratio", type=real(lambda v: 0 <= v <= 1, "a number in [0, 1]"), default=0.1,
+                    help="the rate after the decay, as a share of the peak (default 0.1; 0 makes the run "
+                         "impossible to extend)")
     pt.add_argument("--checkpoint-every", type=count, default=200, help="0: only at the end")
     pt.add_argument("--seed", type=count, default=0)
     add_hardware(pt)
@@ -280,6 +319,10 @@ def parser() -> argparse.ArgumentParser:
     add_hardware(ev)
     ev.set_defaults(func=cmd_evaluate, check=check_evaluate)
 
+    dr = sub.add_parser("doctor", help="what is installed, found and assumed (versions, GPU, data, cache); "
+                                       "one line per problem with its fix")
+    dr.set_defaults(func=cmd_doctor, check=no_check)
+
     hw = sub.add_parser("homework", help="write student copies of the notebooks (solutions removed)")
     hw.add_argument("--out", type=output_dir, default="homework")
     hw.set_defaults(func=cmd_homework, check=no_check)
@@ -293,7 +336,8 @@ def main(argv=None) -> None:
         args = parser().parse_args(argv)
         debug = debug or args.debug
         args.check(args)
-        runtime.setup(seed=getattr(args, "seed", 0))
+        runtime.setup(seed=getattr(args, "seed", 0),
+                      deterministic=args.command == "checkpoints" or getattr(args, "deterministic", False))
         args.func(args)
     except CourseError as err:
         if debug:

@@ -12,7 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from . import data, models  # noqa: E402
-from .finetune import MINILM, finetune, load_classifier, steps_for  # noqa: E402
+from .finetune import MINILM, batch_size_for, finetune, labels_for, load_classifier, steps_for  # noqa: E402
 from .trainer import TrainConfig  # noqa: E402
 
 # name -> (start, learning rate). Pretrained weights want a small learning rate (don't wreck
@@ -46,20 +46,6 @@ def run(labels: int = 500, epochs: int = 4, batch_size: int = 32, seed: int = 0,
     path = plot(results, Path(out_dir))
     print(f"\nplot saved to {path}")
     return results
-
-
-def labels_for(labels: int, available: int) -> int:
-    """The label budget a training split can give; a larger one is cut to the split, with a note."""
-    if labels > available:
-        print(f"note: asked for {labels} labels but the training split has {available}; using all {available}")
-    return min(labels, available)
-
-
-def batch_size_for(batch_size: int, labels: int) -> int:
-    """A batch cannot hold more examples than there are labels: a larger one is cut, with a note."""
-    if batch_size > labels:
-        print(f"note: batch size {batch_size} is larger than the {labels} labels; using batches of {labels}")
-    return min(batch_size, labels)
 
 
 def table(results: list) -> str:

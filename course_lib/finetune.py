@@ -29,6 +29,20 @@ def steps_for(n_labels: int, batch_size: int, epochs: int) -> int:
     return max(1, n_labels * epochs // batch_size)
 
 
+def labels_for(labels: int, available: int) -> int:
+    """The label budget a training split can give; a larger one is cut to the split, with a note."""
+    if labels > available:
+        print(f"note: asked for {labels} labels but the training split has {available}; using all {available}")
+    return min(labels, available)
+
+
+def batch_size_for(batch_size: int, labels: int) -> int:
+    """A batch cannot hold more examples than there are labels: a larger one is cut, with a note."""
+    if batch_size > labels:
+        print(f"note: batch size {batch_size} is larger than the {labels} labels; using batches of {labels}")
+    return min(batch_size, labels)
+
+
 def classifier(checkpoint, start: str = "pretrained", num_labels: int = 2):
     """A sequence classifier with the checkpoint's architecture (and fine-tuning dropout), starting from:
 

@@ -89,14 +89,14 @@ def fill_mask(model, tokenizer, text: str, k: int = 5) -> list:
 
 
 PRETRAINING_CONFIG = {
-    # No dropout: a run that sees each token only a few times cannot overfit, and dropout would only
-    # slow it down (Geiping & Goldstein 2022, "Cramming"). Fine-tuning turns it back on.
-    "gpt": dict(resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0),
+    "gpt": dict(),
     # The output layer only where there is something to predict: with a 4k-8k vocabulary and 128
     # hidden units it costs as much as BERT-Tiny's whole encoder, and only 15% of positions have a
     # label. With labels, logits come back flattened to (n_targets, vocab); without, for every position.
-    "bert": dict(embedding_dropout=0.0, attention_dropout=0.0, mlp_dropout=0.0, sparse_prediction=True),
+    "bert": dict(sparse_prediction=True),
 }
+DROPOUT_FIELDS = {"gpt": ("resid_pdrop", "embd_pdrop", "attn_pdrop"),
+                  "bert": ("embedding_dropout", "attention_dropout", "mlp_dropout")}
 
 
 EMBEDDING_NORM = 3.0  # length of each word vector put into the (tied) embedding matrix
@@ -124,9 +124,15 @@ def word2vec_embeddings(model, tokenizer, texts: list, epochs: int, seed: int = 
     return run
 
 
-def build_model(arch: str, preset: str, tokenizer, block_size: int):
-    """A fresh GPT or BERT language model, configured for pretraining (``PRETRAINING_CONFIG``)."""
-    return models.build(arch, preset, tokenizer, max_length=block_size, **PRETRAINING_CONFIG[arch])
+def build_model(arch: str, preset: str, tokenizer, block_size: int, dropout: float = 0.0):
+    """A fresh GPT or BERT language model, configured for pretraining (``PRETRAINING_CONFIG``).
+
+    No dropout by default: a run that sees each token only a few times cannot overfit, and dropout
+    would only slow it down (Geiping & Goldstein 2022, "Cramming"). Runs that repeat their data for
+    many epochs (the GPU recipes) want it back; fine-tuning always turns it on.
+    """
+    dropout_config = {name: dropout for name in DROPOUT_FIELDS[arch]}
+    return models.build(arch, preset, tokenizer, max_length=block_size, **PRETRAINING_CONFIG[arch], **dropout_config)
 
 
 def load_model(arch: str, path):
@@ -144,7 +150,7 @@ def objective(arch: str, tokenizer, mask_rate: float) -> tuple:
 
 def pretrain(arch: str, preset: str, out_dir, max_steps: int, corpus: str = "sst2+wiki",
              vocab_size: int = 8000, block_size: int = 128, mask_rate: float = 0.15, word2vec_epochs: int = 0,
-             **train_args) -> Trainer:
+             dropout: float = 0.0, **train_args) -> Trainer:
     """Pretrain a GPT or BERT and save it with its tokenizer in ``out_dir``, or continue the run there.
 
     ``word2vec_epochs > 0`` first fills the embedding layer with skip-gram vectors trained for that
@@ -153,6 +159,7 @@ def pretrain(arch: str, preset: str, out_dir, max_steps: int, corpus: str = "sst
     A run already in ``out_dir`` continues (same ``max_steps``: exactly where it stopped; larger: an
     extension) if it was started with the same architecture, preset, corpus, vocabulary, block size
     and masking rate; otherwise it is refused, naming the difference.
+    ``dropout`` applies to a new model (a resumed one keeps its saved configuration).
     ``train_args`` are ``TrainConfig`` fields (batch_size, lr, warmup_steps, schedule, ...).
     """
     out_dir = Path(out_dir)
@@ -172,7 +179,7 @@ def pretrain(arch: str, preset: str, out_dir, max_steps: int, corpus: str = "sst
         texts = load_corpus(corpus)
         tokenizer = train_tokenizer(arch, texts, vocab_size)
         seed_everything(train_args.get("seed", 0))  # the initial weights depend only on the seed
-        model = build_model(arch, preset, tokenizer, block_size)
+        model = build_model(arch, preset, tokenizer, block_size, dropout)
         freeze = word2vec_epochs > 0
         if freeze:
             stage1 = word2vec_embeddings(model, tokenizer, texts, word2vec_epochs)
@@ -194,16 +201,21 @@ def pretrain(arch: str, preset: str, out_dir, max_steps: int, corpus: str = "sst
 
 # (arch, profile) -> arguments of ``pretrain``. The cpu profile pins the CPU and fp32: its checkpoints
 # are the ones the committed notebook outputs come from, so a GPU in the machine must not change them.
+# The gpu recipes: sst2+wiki packs into about 1.5M tokens of 128, so 92 steps of 128 blocks are one
+# epoch; both stop near 10 epochs with dropout on (the text repeats), the BERT keeps the skip-gram
+# stage that gave the cpu recipe its transfer, and both log every 25 steps (each log waits for the GPU).
+# They have not yet run on a GPU: benchmarks/RESULTS.md, "GPU profile".
 RECIPES = {
     ("gpt", "cpu"): dict(preset="tiny", max_steps=1000, corpus="sst2", vocab_size=4096, block_size=64,
                          batch_size=16, lr=2e-3, warmup_steps=50, eval_every=100, device="cpu", precision="fp32"),
-    ("gpt", "gpu"): dict(preset="small", max_steps=3000, corpus="sst2+wiki", vocab_size=8000, block_size=128,
-                         batch_size=128, lr=1e-3, warmup_steps=150, eval_every=250),
+    ("gpt", "gpu"): dict(preset="small", max_steps=900, corpus="sst2+wiki", vocab_size=8000, block_size=128,
+                         batch_size=128, lr=1e-3, warmup_steps=50, eval_every=100, dropout=0.1, log_every=25),
     ("bert", "cpu"): dict(preset="tiny", max_steps=7200, corpus="sst2", vocab_size=4096, block_size=64,
                           mask_rate=0.15, word2vec_epochs=5, batch_size=16, lr=3e-3, warmup_steps=100,
                           eval_every=600, device="cpu", precision="fp32"),
-    ("bert", "gpu"): dict(preset="small", max_steps=6000, corpus="sst2+wiki", vocab_size=8000, block_size=128,
-                          mask_rate=0.15, batch_size=256, lr=1e-3, warmup_steps=300, eval_every=500),
+    ("bert", "gpu"): dict(preset="small", max_steps=900, corpus="sst2+wiki", vocab_size=8000, block_size=128,
+                          mask_rate=0.15, word2vec_epochs=5, batch_size=128, lr=2e-3, warmup_steps=50,
+                          eval_every=100, dropout=0.1, log_every=25),
 }
 
 

@@ -111,6 +111,12 @@ def pick_precision(name: str, device: torch.device) -> str:
     return "bf16" if costs.native_bf16(device) else "fp16"
 
 
+def autocast(device: torch.device, precision: str):
+    """The context that runs a forward pass in ``precision`` (bf16/fp16) on ``device``; fp32 runs as is."""
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+    return torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
+
+
 def _linear(progress):
     return 1.0 - progress
 
@@ -265,8 +271,7 @@ class Trainer:
         return {k: (v.pin_memory() if pin else v).to(self.device, non_blocking=True) for k, v in batch.items()}
 
     def _autocast(self):
-        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
-        return torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None)
+        return autocast(self.device, self.precision)
 
     # --- one optimizer step -----------------------------------------------------------------
     def train_step(self, examples: list) -> tuple:

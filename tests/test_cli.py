@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import pytest
+from safetensors.torch import load_file
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from course_lib import cli, data, finetune, pretraining, runtime
@@ -12,10 +13,11 @@ from course_lib import cli, data, finetune, pretraining, runtime
 
 def test_entry_point_prints_help():
     result = subprocess.run([sys.executable, "-m", "course_lib", "--help"], capture_output=True, text=True)
-    assert result.returncode == 0 and "{demo,pretrain,checkpoints,finetune,evaluate,homework}" in result.stdout
+    assert result.returncode == 0 and "{demo,pretrain,checkpoints,finetune,evaluate,doctor,homework}" in result.stdout
 
 
-@pytest.mark.parametrize("command", ["demo", "pretrain", "checkpoints", "finetune", "evaluate", "homework"])
+@pytest.mark.parametrize("command", ["demo", "pretrain", "checkpoints", "finetune", "evaluate", "doctor",
+                                     "homework"])
 def test_every_subcommand_has_help(command, capsys):
     with pytest.raises(SystemExit) as exit_:
         cli.parser().parse_args([command, "--help"])
@@ -30,10 +32,17 @@ def test_pretrain_resume_finetune_evaluate(tmp_path, capsys):
               "--vocab-size", "500", "--block-size", "32", "--batch-size", "8", "--warmup-steps", "1"]
     cli.main(common + ["--max-steps", "2"])
     first = json.loads((ckpt / "trainer_state.json").read_text())
+    capsys.readouterr()
     cli.main(common + ["--max-steps", "4"])
     second = json.loads((ckpt / "trainer_state.json").read_text())
     assert (first["step"], second["step"]) == (2, 4)
-    assert second["history"]["train"][:2] == first["history"]["train"]  # continued, not restarted
+    assert second["history"]["train"][:2] == first["history"]["train"]
+    # continued, not restarted: AdamW counted 4 updates of every weight, not 2
+    adam_steps = {float(v) for k, v in load_file(ckpt / "trainer_state.safetensors").items() if k.endswith(".step")}
+    assert adam_steps == {4.0}
+    assert "extending the run" in capsys.readouterr().out
+    lrs = [h["lr"] for h in second["history"]["train"]]
+    assert all(b <= a for a, b in zip(lrs[1:], lrs[2:]))  # after warmup the rate never rises
 
     cli.main(["finetune", "--checkpoint", str(ckpt), "--labels", "16", "--epochs", "1", "--batch-size", "8",
               "--out", str(tmp_path / "clf")])
