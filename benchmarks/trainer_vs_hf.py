@@ -39,7 +39,7 @@ import transformers
 from transformers import TrainerCallback, TrainingArguments
 
 from course_lib import models, pretraining, runtime
-from course_lib.costs import gpu_spec, training_flops_per_token
+from course_lib.costs import flops_profile, gpu_spec
 from course_lib.tokenization import train_tokenizer
 from course_lib.trainer import Trainer, TrainConfig, pick_device
 
@@ -67,7 +67,8 @@ class StampedTrainer(Trainer):
 def run_course(model, blocks, collate, args, device, precision) -> tuple:
     cfg = TrainConfig(max_steps=args.warmup + args.steps, batch_size=args.batch_size, lr=args.lr,
                       weight_decay=0.01, warmup_steps=0, schedule="linear", max_grad_norm=1.0,
-                      precision=precision, device=str(device), seed=0, progress=args.progress)
+                      precision=precision, device=str(device), seed=0, progress=args.progress,
+                      log_every=args.warmup + args.steps)  # losses read back once, at the end (Trainer logs nothing)
     trainer = StampedTrainer(model, blocks, collate, cfg, bench_args=args)
     trainer.fit()
     losses = [h["loss"] for h in trainer.history["train"]]
@@ -113,7 +114,9 @@ def benchmark_arch(arch: str, texts: list, args, device, precision) -> dict:
     initial = pretraining.build_model(arch, args.preset, tokenizer, args.block_size)
     step_tokens = args.batch_size * args.block_size  # packed blocks: no padding, identical for both
     tokens = args.steps * step_tokens
-    flops_per_token = training_flops_per_token(initial, args.block_size)
+    # the masked LM runs its output layer only at the ~15% masked positions
+    predicted = round(0.15 * step_tokens) if arch == "bert" else step_tokens
+    flops_per_token = flops_profile(initial).batch(step_tokens, args.block_size, predicted) / step_tokens
     print(f"\n{arch} '{args.preset}' ({models.count_parameters(initial) / 1e6:.2f}M parameters), batch "
           f"{args.batch_size} x {args.block_size} tokens, {args.steps} timed steps after {args.warmup} warm-up, "
           f"{precision} on {device}")

@@ -11,7 +11,7 @@ from . import checkpoints, models
 from .data import Split
 from .errors import ConfigError
 from .runtime import seed_everything
-from .trainer import Trainer, TrainConfig, accuracy
+from .trainer import Trainer, TrainConfig, accuracy, pick_device
 
 # Pretraining runs without dropout (each token is seen a few times); fine-tuning on a few hundred
 # labels repeats them for epochs, so dropout comes back on, at BERT's and GPT's 0.1.
@@ -96,10 +96,13 @@ def encode(tokenizer, split: Split, max_length: int = 64) -> list:
             for ids, mask, label in zip(enc["input_ids"], enc["attention_mask"], split.labels)]
 
 
-def padding_collator(tokenizer):
-    """Pad each batch only to its own longest sentence (dynamic padding: no wasted FLOPs)."""
+def padding_collator(tokenizer, multiple: int | None = None):
+    """Pad each batch only to its own longest sentence (dynamic padding: no wasted FLOPs).
+
+    ``multiple=8`` rounds the length up to a multiple of 8, the shapes GPU tensor cores run fastest.
+    """
     def collate(examples):
-        return tokenizer.pad(examples, return_tensors="pt")
+        return tokenizer.pad(examples, pad_to_multiple_of=multiple, return_tensors="pt")
     return collate
 
 
@@ -107,7 +110,8 @@ def finetune(model, tokenizer, train: Split, dev: Split, config: TrainConfig, ma
              out_dir=None) -> Trainer:
     """Fine-tune ``model`` on ``train``, evaluating on ``dev``; returns the trainer (history, cost)."""
     match_tokenizer(model, tokenizer)
-    trainer = Trainer(model, encode(tokenizer, train, max_length), padding_collator(tokenizer), config,
+    multiple = 8 if pick_device(config.device).type == "cuda" else None
+    trainer = Trainer(model, encode(tokenizer, train, max_length), padding_collator(tokenizer, multiple), config,
                       eval_data=encode(tokenizer, dev, max_length), accuracy_fn=accuracy,
                       out_dir=out_dir, tokenizer=tokenizer)
     trainer.fit()

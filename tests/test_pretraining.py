@@ -7,7 +7,7 @@ import pytest
 import torch
 from transformers import AutoModelForMaskedLM, AutoTokenizer, ModernBertForMaskedLM
 
-from course_lib import finetune, models, objectives, pretraining, runtime
+from course_lib import costs, finetune, models, objectives, pretraining, runtime
 from course_lib.exercises import CheckFailed
 from course_lib.exercises import pretraining as checks
 from course_lib.tokenization import train_tokenizer
@@ -174,3 +174,27 @@ def test_exercise_checks_accept_the_course_code_and_explain_mistakes():
         checks.check_masked_accuracy(lambda logits, labels: (logits.argmax(-1) == labels).float().mean())
     with pytest.raises(CheckFailed, match="ORIGINAL"):
         checks.check_masking(lambda ids, mask_id, vocab, specials, rate: (ids, torch.zeros_like(ids)))
+
+
+def test_cpu_profile_pins_the_cpu_and_fp32_and_the_cache_says_so(monkeypatch, tmp_path):
+    """The committed notebook outputs come from CPU checkpoints: a GPU in the machine must not change them."""
+    monkeypatch.setenv(runtime.CACHE_ENV, str(tmp_path))
+    monkeypatch.setenv(runtime.PROFILE_ENV, "cpu")
+    for arch in ("gpt", "bert"):
+        recipe = pretraining.RECIPES[arch, "cpu"]
+        assert (recipe["device"], recipe["precision"]) == ("cpu", "fp32")
+        assert pretraining.checkpoint_dir(arch).name.startswith(f"{arch}-cpu-cpu-fp32-")
+    monkeypatch.setenv(runtime.PROFILE_ENV, "gpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(costs, "native_bf16", lambda device: True)
+    assert pretraining.checkpoint_dir("bert").name.startswith("bert-gpu-cuda-bf16-")
+
+
+def test_fill_mask_sends_its_inputs_to_the_models_device(toy_corpus, tmp_path):
+    trainer = pretraining.pretrain("bert", "tiny", tmp_path / "bert", max_steps=1, corpus=toy_corpus, vocab_size=60,
+                                   block_size=16, batch_size=4, progress=False)
+    model, seen = trainer.model.eval(), []
+    model.register_forward_pre_hook(lambda module, args, kwargs: seen.append(kwargs["input_ids"].device),
+                                    with_kwargs=True)
+    guesses = pretraining.fill_mask(model, trainer.tokenizer, "the film is [MASK] .", k=3)
+    assert len(guesses) == 3 and seen == [next(model.parameters()).device]
