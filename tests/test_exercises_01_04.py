@@ -123,3 +123,46 @@ def test_mask_tokens_check():
 
     obj.check_mask_tokens(right)
     fails_with(obj.check_mask_tokens, all_masked, match="became \\[MASK\\]")
+
+
+class _Vocabulary:
+    """The three things ``objectives.mask_tokens`` asks of a tokenizer."""
+    def __init__(self, special_ids, mask_token_id, size):
+        self.all_special_ids, self.mask_token_id, self.size = special_ids, mask_token_id, size
+
+    def __len__(self):
+        return self.size
+
+
+def test_the_course_masking_passes_exercise_2_and_typical_mistakes_get_their_hint():
+    from course_lib import objectives
+
+    def course(ids, special, mask_id, vocab_size, g):
+        torch.manual_seed(int(torch.randint(2 ** 31, (1,), generator=g)))
+        inputs, labels = objectives.mask_tokens(ids.masked_fill(special, 0), _Vocabulary([0], mask_id, vocab_size))
+        inputs[special] = ids[special]  # the check marks its special positions with a mask, not with special ids
+        return inputs, labels
+    obj.check_mask_tokens(course)
+
+    def specials_too(ids, special, mask_id, vocab_size, g):
+        return course(ids, torch.zeros_like(special), mask_id, vocab_size, g)
+    fails_with(obj.check_mask_tokens, specials_too, match="special tokens")
+
+    def in_place(ids, special, mask_id, vocab_size, g):
+        inputs, labels = course(ids, special, mask_id, vocab_size, g)
+        ids.copy_(inputs)
+        return inputs, labels
+    fails_with(obj.check_mask_tokens, in_place, match="in place")
+
+    def masked_labels(ids, special, mask_id, vocab_size, g):
+        inputs, labels = course(ids, special, mask_id, vocab_size, g)
+        return inputs, torch.where(labels != -100, inputs, labels)
+    fails_with(obj.check_mask_tokens, masked_labels, match="original")
+
+    def no_random(ids, special, mask_id, vocab_size, g):
+        torch.manual_seed(0)
+        inputs, labels = objectives.mask_tokens(ids.masked_fill(special, 0), _Vocabulary([0], mask_id, vocab_size),
+                                                mask_prob=0.9, random_prob=0.0)
+        inputs[special] = ids[special]
+        return inputs, labels
+    fails_with(obj.check_mask_tokens, no_random, match="became \\[MASK\\]|left unchanged|random")
