@@ -117,12 +117,12 @@ def require_model(path, kind: str = "model") -> Path:
 
 def require_same_run(path, saved: dict, asked: dict) -> None:
     """Refuse to continue a run whose settings differ from those asked for, naming each difference."""
-    differences = [f"{key} {saved.get(key)!r} (asked: {value!r})" for key, value in asked.items()
-                   if saved.get(key) != value]
-    if differences:
-        raise CheckpointError(f"{path} holds another run, trained with " + "; ".join(differences) +
-                              " (None: not recorded, e.g. written by another command or an older version of "
-                              "the course). Ask for the same settings to continue it, or write to another directory.")
+    differing = [key for key, value in asked.items() if saved.get(key) != value]
+    if differing:
+        was = {key: repr(saved[key]) if key in saved else "not recorded" for key in differing}
+        raise CheckpointError(f"{path} holds another run, trained with "
+                              + "; ".join(f"{key} {was[key]} (asked: {asked[key]!r})" for key in differing)
+                              + ". Ask for the same settings to continue it, or write to another directory.")
 
 
 def load_weights(model, path, device="cpu") -> None:

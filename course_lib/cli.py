@@ -164,28 +164,13 @@ def cmd_demo(args):
 
 
 def cmd_pretrain(args):
-    say(continuing(args.out, args.max_steps))
     trainer = pretraining.pretrain(
         args.arch, args.preset, args.out, args.max_steps, corpus=args.corpus, vocab_size=args.vocab_size,
         block_size=args.block_size, word2vec_epochs=args.word2vec_epochs, batch_size=args.batch_size, lr=args.lr,
         warmup_steps=args.warmup_steps, decay_steps=args.decay_steps, min_lr_ratio=args.min_lr_ratio,
-        seed=args.seed, checkpoint_every=args.checkpoint_every, device=args.device, precision=args.precision)
+        seed=args.seed, checkpoint_every=args.checkpoint_every, device=args.device, precision=args.precision,
+        announce=say)
     report(trainer, args.out)
-
-
-def continuing(out: Path, max_steps: int) -> str:
-    """What ``pretrain`` will do with the run already in ``out``: start, continue it, or extend it."""
-    if not checkpoints.is_resumable(out):
-        return f"new run in {out}"
-    meta = checkpoints.read_meta(out)
-    done, planned = meta["step"], meta["config"]["max_steps"]
-    horizon = meta["config"].get("decay_steps") or planned
-    if max_steps <= done:
-        return f"{out} has already run {done} steps; nothing to train (ask for more --max-steps to extend it)"
-    if max_steps <= planned:
-        return f"continuing the run in {out} from step {done} of {planned}"
-    return (f"extending the run in {out} from {planned} to {max_steps} steps: its learning rate still decays until "
-            f"step {horizon}, then stays at {meta['config'].get('min_lr_ratio', 0.0)} of its peak")
 
 
 def cmd_checkpoints(args):

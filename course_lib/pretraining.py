@@ -150,7 +150,7 @@ def objective(arch: str, tokenizer, mask_rate: float) -> tuple:
 
 def pretrain(arch: str, preset: str, out_dir, max_steps: int, corpus: str = "sst2+wiki",
              vocab_size: int = 8000, block_size: int = 128, mask_rate: float = 0.15, word2vec_epochs: int = 0,
-             dropout: float = 0.0, **train_args) -> Trainer:
+             dropout: float = 0.0, announce=None, **train_args) -> Trainer:
     """Pretrain a GPT or BERT and save it with its tokenizer in ``out_dir``, or continue the run there.
 
     ``word2vec_epochs > 0`` first fills the embedding layer with skip-gram vectors trained for that
@@ -159,7 +159,9 @@ def pretrain(arch: str, preset: str, out_dir, max_steps: int, corpus: str = "sst
     A run already in ``out_dir`` continues (same ``max_steps``: exactly where it stopped; larger: an
     extension) if it was started with the same architecture, preset, corpus, vocabulary, block size
     and masking rate; otherwise it is refused, naming the difference.
-    ``dropout`` applies to a new model (a resumed one keeps its saved configuration).
+    ``dropout`` applies to a new model (a resumed one keeps its saved configuration). ``announce``
+    (e.g. ``print``) is told what happens — a new run, a continued one or an extension — once the
+    checks have passed and before training starts.
     ``train_args`` are ``TrainConfig`` fields (batch_size, lr, warmup_steps, schedule, ...).
     """
     out_dir = Path(out_dir)
@@ -167,6 +169,7 @@ def pretrain(arch: str, preset: str, out_dir, max_steps: int, corpus: str = "sst
     if arch == "bert":
         run["mask_rate"] = mask_rate
     resuming = checkpoints.is_resumable(out_dir)
+    plan = describe_plan(out_dir, max_steps)
     stage1 = None
     if resuming:
         meta = checkpoints.read_meta(out_dir)
@@ -193,8 +196,25 @@ def pretrain(arch: str, preset: str, out_dir, max_steps: int, corpus: str = "sst
     elif stage1:
         trainer.history["word2vec"] = {"epochs": word2vec_epochs, "seconds": stage1.seconds,
                                        "words_per_second": stage1.words_per_second, "losses": stage1.losses}
+    if announce:
+        announce(plan)
     trainer.fit()
     return trainer
+
+
+def describe_plan(out_dir: Path, max_steps: int) -> str:
+    """What ``pretrain`` does with ``out_dir``: start a run, continue an interrupted one, or extend one."""
+    if not checkpoints.is_resumable(out_dir):
+        return f"new run in {out_dir}"
+    meta = checkpoints.read_meta(out_dir)
+    done, planned = meta["step"], meta["config"]["max_steps"]
+    horizon = meta["config"].get("decay_steps") or planned
+    if max_steps <= done:
+        return f"{out_dir} has already run {done} steps; nothing to train (ask for more --max-steps to extend it)"
+    if max_steps <= planned:
+        return f"continuing the run in {out_dir} from step {done} of {planned}"
+    return (f"extending the run in {out_dir} from {planned} to {max_steps} steps: its learning rate decays until step "
+            f"{horizon}, then stays at {meta['config'].get('min_lr_ratio', 0.0)} of its peak")
 
 
 # --- the course's checkpoints: trained once, then loaded from the cache -------------------------
