@@ -46,31 +46,6 @@ def check_unigram_perplexity(fn) -> None:
     print("unigram perplexity: the number to beat for any language model that uses context.")
 
 
-def check_masking(fn) -> None:
-    """``fn(input_ids, mask_id, vocab_size, special_ids, rate)`` -> (inputs, labels) with 80/10/10."""
-    torch.manual_seed(0)
-    mask_id, vocab, specials = 4, 1000, [0, 1, 2, 3, 4]
-    ids = torch.randint(5, vocab, (200, 128))
-    ids[:, 0], ids[:, -1] = 2, 3  # [CLS] ... [SEP]
-    inputs, labels = fn(ids.clone(), mask_id, vocab, specials, 0.15)
-    expect(inputs.shape == ids.shape and labels.shape == ids.shape, "return (inputs, labels), both shaped like input_ids")
-    chosen = labels != -100
-    expect(chosen.any(), "no position is a target: labels must be -100 except at the chosen positions")
-    expect(torch.equal(labels[chosen], ids[chosen]), "at chosen positions the label is the ORIGINAL token id")
-    expect(not chosen[:, 0].any() and not chosen[:, -1].any(), "never choose special tokens ([CLS], [SEP]) as targets")
-    rate = chosen.float().mean().item()
-    expect(0.12 < rate < 0.17, f"about 15% of ordinary tokens should be targets, got {100 * rate:.1f}%")
-    expect(torch.equal(inputs[~chosen], ids[~chosen]), "positions that are not targets must stay unchanged")
-    masked = (inputs[chosen] == mask_id).float().mean().item()
-    same = (inputs[chosen] == ids[chosen]).float().mean().item()
-    other = 1 - masked - same
-    expect(0.75 < masked < 0.85, f"80% of targets should become [MASK], got {100 * masked:.1f}%")
-    expect(0.07 < other < 0.13, f"10% of targets should become a random token, got {100 * other:.1f}%")
-    expect(0.07 < same < 0.13, f"10% of targets should stay unchanged, got {100 * same:.1f}% "
-                               "(a random token can equal the original, but rarely)")
-    print(f"{100 * rate:.0f}% targets: {100 * masked:.0f}% [MASK], {100 * other:.0f}% random, {100 * same:.0f}% kept.")
-
-
 def check_masked_accuracy(fn) -> None:
     """``fn(logits, labels)`` -> share of labelled positions whose argmax equals the label."""
     logits = torch.zeros(1, 4, 3)
