@@ -43,3 +43,14 @@ def test_grade_reports_unattempted_exercise():
 
     with pytest.raises(CheckFailed, match="not attempted yet"):
         exercises.grade("Exercise 1", big_picture.check_training_flops, not_done)
+
+
+def test_published_bert_tokens_follow_its_schedule():
+    """BERT trained 90% of its 1M steps on 128-token sequences and 10% on 512 (Devlin et al. 2018, A.2)."""
+    from course_lib.costs import PUBLISHED
+
+    by_name = {m.name: m for m in PUBLISHED}
+    for name in ("BERT-base", "BERT-large"):
+        assert by_name[name].tokens == pytest.approx(256 * (0.9 * 128 + 0.1 * 512) * 1e6)
+    assert by_name["BERT-base"].flops == pytest.approx(2.81e19, rel=1e-3)
+    assert "not in the paper" in by_name["GPT-1"].source
