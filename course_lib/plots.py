@@ -5,6 +5,7 @@ nothing else: the numbers behind a plot are printed by the notebook, where nbval
 """
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.transforms import Bbox
 
 
 def _axes(ax, figsize=(6, 4)):
@@ -19,19 +20,81 @@ def pca_2d(vectors: np.ndarray) -> np.ndarray:
     return centred @ components.T
 
 
-def projection(points: np.ndarray, labels: list, groups: list | None = None, ax=None, title: str = ""):
-    """A labelled 2-D scatter of word vectors, coloured by ``groups`` if given."""
+def projection(points: np.ndarray, labels: list, groups: list | None = None, ax=None, title: str = "",
+               palette: dict | None = None):
+    """A labelled 2-D scatter of word vectors, coloured by ``groups`` if given.
+
+    ``palette`` (group -> colour) keeps colours the same across several plots of the same groups.
+    """
     ax = _axes(ax, (7, 5))
     groups = groups or [""] * len(labels)
+    palette = palette or {g: f"C{i}" for i, g in enumerate(dict.fromkeys(groups))}
     for g in dict.fromkeys(groups):
         idx = [i for i, x in enumerate(groups) if x == g]
-        ax.scatter(points[idx, 0], points[idx, 1], label=g or None, s=25)
-    for (x, y), label in zip(points, labels):
-        ax.annotate(label, (x, y), fontsize=8, xytext=(3, 3), textcoords="offset points")
+        ax.scatter(points[idx, 0], points[idx, 1], label=g or None, s=25, color=palette[g])
     ax.set(xlabel="principal component 1", ylabel="principal component 2", title=title)
     if any(groups):
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))  # outside: the labels need the room
+    place_labels(ax, points, labels, colors=[palette[g] for g in groups])
     return ax
+
+
+# Where a label may go, in points from its marker: close first, then further out in 16 directions.
+_ANGLES = np.deg2rad([45, -45, 135, -135, 0, 180, 90, -90, 22.5, -22.5, 157.5, -157.5, 67.5, -67.5, 112.5, -112.5])
+_CANDIDATES = [(round(r * np.cos(a), 1), round(r * np.sin(a), 1)) for r in (6, 11, 17, 25, 34, 44) for a in _ANGLES]
+
+
+def place_labels(ax, points, labels, fontsize: int = 8, colors=None):
+    """Label each point at the nearest spot where its text overlaps no other label, marker or the legend.
+
+    A greedy search (no extra dependency such as adjustText): labels in crowded places go first; each
+    tries offsets of growing distance in 16 directions and keeps the first free one (or the least
+    covered); a label moved away from its point gets a thin leader line. The layout is deterministic,
+    so the same points always give the same figure.
+    """
+    fig = ax.figure
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    frame = ax.get_window_extent(renderer)
+    pixels = ax.transData.transform(np.asarray(points))
+    taken = [Bbox.from_bounds(x - 5, y - 5, 10, 10) for x, y in pixels]  # the markers
+    legend = ax.get_legend()
+    if legend is not None:
+        taken.append(legend.get_window_extent(renderer))
+    colors = colors if colors is not None else ["black"] * len(labels)
+    crowding = (np.linalg.norm(pixels[:, None] - pixels[None], axis=-1) < 40).sum(1)
+    for i in sorted(range(len(labels)), key=lambda i: (-crowding[i], i)):
+        (x, y), label, color = np.asarray(points)[i], labels[i], colors[i]
+        best, best_overlap = None, None
+        for dx, dy in _CANDIDATES:
+            text = ax.annotate(label, (x, y), xytext=(dx, dy), textcoords="offset points", fontsize=fontsize,
+                               color=color, ha="left" if dx > 1 else "right" if dx < -1 else "center",
+                               va="bottom" if dy > 1 else "top" if dy < -1 else "center")
+            box = text.get_window_extent(renderer).expanded(1.1, 1.2)
+            inside = frame.contains(box.x0, box.y0) and frame.contains(box.x1, box.y1)
+            overlap = sum(_overlap_area(box, other) for other in taken) + (0 if inside else 1e6)
+            if best is None or overlap < best_overlap:
+                if best is not None:
+                    best[0].remove()
+                best, best_overlap = (text, box, (dx, dy)), overlap
+            else:
+                text.remove()
+            if overlap == 0:
+                break
+        text, box, (dx, dy) = best
+        if np.hypot(dx, dy) > 7:  # moved away from its marker: a leader line shows whose label it is
+            text.remove()
+            ax.annotate(label, (x, y), xytext=(dx, dy), textcoords="offset points", fontsize=fontsize,
+                        color=color, ha=text.get_ha(), va=text.get_va(),
+                        arrowprops=dict(arrowstyle="-", color=color, linewidth=0.6, shrinkA=0, shrinkB=2))
+        taken.append(box)
+    return ax
+
+
+def _overlap_area(a, b) -> float:
+    width = min(a.x1, b.x1) - max(a.x0, b.x0)
+    height = min(a.y1, b.y1) - max(a.y0, b.y0)
+    return max(0.0, width) * max(0.0, height)
 
 
 def heatmap(matrix, xlabels: list, ylabels: list, ax=None, title: str = "", xlabel: str = "key (attended to)",
