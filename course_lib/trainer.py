@@ -217,6 +217,9 @@ class Trainer:
         if len(train_data) < config.batch_size:
             raise ConfigError(f"the training data has {len(train_data)} examples, fewer than one batch of "
                               f"{config.batch_size}: lower the batch size or add data")
+        if self.world > 1 and config.unfreeze:
+            raise ConfigError("gradual unfreezing does not run under torchrun: DistributedDataParallel fixes at the "
+                              "start which weights it synchronises; train on one process, or without unfreeze")
         if config.batch_size % (self.world * config.grad_accum):
             raise ConfigError(f"batch_size {config.batch_size} does not split into {self.world} processes x "
                               f"{config.grad_accum} micro-batches")
