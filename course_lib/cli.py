@@ -279,7 +279,7 @@ def parser() -> argparse.ArgumentParser:
     pt.set_defaults(func=cmd_pretrain, check=check_pretrain)
 
     ck = sub.add_parser("checkpoints", help="the course's own GPT and BERT for notebooks 05-06: trained once "
-                                            "into the cache (~11 CPU-minutes), found there afterwards")
+                                            "into the cache (~14 minutes on 2 cores), found there afterwards")
     ck.add_argument("--arch", nargs="+", choices=models.ARCHS, default=list(models.ARCHS))
     ck.set_defaults(func=cmd_checkpoints, check=no_check)
 
