@@ -121,17 +121,6 @@ def flops_profile(model) -> FlopsProfile:
                         attention=12 * cfg.num_hidden_layers * cfg.hidden_size)
 
 
-def training_flops(model, n_tokens: int, seq_len: int, n_predicted: int | None = None) -> float:
-    """Training FLOPs of one batch (``n_predicted``: labelled positions, needed for sparse prediction)."""
-    return flops_profile(model).batch(n_tokens, seq_len, n_predicted)
-
-
-def training_flops_per_token(model, seq_len: int) -> float:
-    """Training FLOPs per token when every token is predicted (the output layer charged everywhere)."""
-    profile = flops_profile(model)
-    return profile.per_token + profile.per_prediction + profile.attention * seq_len
-
-
 # --- the hardware: peak, power, bf16 ----------------------------------------------------------
 
 def _env_float(name: str) -> float | None:

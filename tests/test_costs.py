@@ -95,15 +95,15 @@ def test_sparse_prediction_charges_the_output_layer_per_prediction_only():
     expected = n_tokens * (6 * body + 12 * LAYERS * H * seq_len) + n_predicted * 6 * output
 
     model = tiny_bert(sparse_prediction=True)
-    assert costs.training_flops(model, n_tokens, seq_len, n_predicted) == expected
-    assert costs.flops_profile(model).batch(n_tokens, seq_len, n_predicted) == expected
-    every_token = n_tokens * costs.training_flops_per_token(model, seq_len)
-    assert every_token == costs.training_flops(model, n_tokens, seq_len, n_predicted=n_tokens) > expected
+    profile = costs.flops_profile(model)
+    assert profile.batch(n_tokens, seq_len, n_predicted) == expected
+    every_token = n_tokens * (6 * (body + output) + 12 * LAYERS * H * seq_len)  # the old, dense accounting
+    assert every_token == profile.batch(n_tokens, seq_len, n_predicted=n_tokens) > expected
 
 
 def test_sparse_prediction_needs_the_number_of_predictions():
     with pytest.raises(ValueError, match="n_predicted"):
-        costs.training_flops(tiny_bert(sparse_prediction=True), 40, 16)
+        costs.flops_profile(tiny_bert(sparse_prediction=True)).batch(40, 16)
 
 
 @pytest.mark.parametrize("make", [
@@ -112,9 +112,10 @@ def test_sparse_prediction_needs_the_number_of_predictions():
     lambda: GPT2LMHeadModel(GPT2Config(vocab_size=50, n_embd=32, n_layer=1, n_head=2, n_positions=32)),
 ], ids=["dense-bert", "bert-classifier", "gpt2"])
 def test_other_models_pay_per_token(make):
-    model = make()
-    assert costs.training_flops(model, 40, 16) == 40 * costs.training_flops_per_token(model, 16)
-    assert costs.training_flops(model, 40, 16, n_predicted=3) == costs.training_flops(model, 40, 16)
+    profile = costs.flops_profile(make())
+    assert profile.per_prediction == 0 and profile.per_token > 0
+    assert profile.batch(40, 16) == 40 * (profile.per_token + 16 * profile.attention)
+    assert profile.batch(40, 16, n_predicted=3) == profile.batch(40, 16)
 
 
 # --- energy ---------------------------------------------------------------------------------
