@@ -5,13 +5,14 @@ One path for the demo, the CLI's ``finetune`` and ``evaluate``, the notebooks an
 ``STARTS``) with fine-tuning dropout switched on; ``finetune`` trains it with the course trainer.
 """
 import torch
-from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, AutoTokenizer
+from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM, AutoModelForSequenceClassification, AutoTokenizer
 
 from . import checkpoints, models
 from .data import Split
 from .errors import ConfigError
+from .objectives import masked_lm_collator
 from .runtime import seed_everything
-from .trainer import Trainer, TrainConfig, accuracy, pick_device
+from .trainer import Trainer, TrainConfig, accuracy, evaluate, pick_device
 
 # Pretraining runs without dropout (each token is seen a few times); fine-tuning on a few hundred
 # labels repeats them for epochs, so dropout comes back on, at BERT's and GPT's 0.1.
@@ -139,3 +140,16 @@ def predict(model, tokenizer, texts: list, batch_size: int = 64, max_length: int
                           return_tensors="pt").to(device)
         predictions += model(**batch).logits.argmax(-1).tolist()
     return predictions
+
+
+def masked_lm_loss(classifier, checkpoint, blocks: list, seed: int = 0) -> float:
+    """Masked-LM loss on ``blocks`` of ``checkpoint``'s pretrained MLM head over ``classifier``'s encoder.
+
+    How much of its pretraining task a fine-tuned model can still do: catastrophic forgetting as a
+    number. The masks are drawn with ``seed``, so every model compared fills the same blanks.
+    """
+    mlm = AutoModelForMaskedLM.from_pretrained(checkpoint)
+    mlm.base_model.load_state_dict(classifier.base_model.state_dict())
+    seed_everything(seed)
+    collate = masked_lm_collator(AutoTokenizer.from_pretrained(checkpoint))
+    return evaluate(mlm, blocks, collate)["loss"]

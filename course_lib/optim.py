@@ -3,14 +3,20 @@
 A transformer is a stack: embeddings (group 0), layers 1..L, then the task head (group L+1).
 Lower groups hold general features learned in pretraining, the head is brand new. So:
 - layer-wise learning-rate decay gives group g the rate ``lr * decay ** (L + 1 - g)``
-  (ULMFiT's discriminative fine-tuning, ELECTRA's and BEIT's layer decay);
+  (ELECTRA's and BEiT's layer decay: one step down per layer);
+- discriminative rates by coarse part (ULMFiT, fastai's ``slice(lo, hi)``) split the model into
+  ``PARTS`` — embeddings, transformer body, head — and space their rates geometrically from
+  ``lr * lr_slice`` (embeddings) to ``lr`` (head);
 - ``freeze_to(model, k)`` stops gradients for groups below k (ULMFiT's gradual unfreezing);
 - biases and normalisation weights get no weight decay (decaying a LayerNorm gain to 0 helps nothing).
 """
 import re
 
+from .errors import ConfigError
+
 LAYER_NUMBER = re.compile(r"\.(?:layer|layers|h|block)\.(\d+)\.")
 EMBEDDING_NAMES = ("embeddings", "wte", "wpe", "embed_tokens", "embed_positions")
+PARTS = ("embeddings", "body", "head")
 
 
 def num_layers(model) -> int:
@@ -27,14 +33,31 @@ def layer_group(name: str, n_layers: int) -> int:
     return n_layers + 1
 
 
-def param_groups(model, lr: float, weight_decay: float = 0.01, layer_decay: float | None = None) -> list:
+def part(group: int, n_layers: int) -> int:
+    """Index in ``PARTS`` of a layer group: 0 embeddings, 1 any transformer layer, 2 the head."""
+    return 0 if group == 0 else 2 if group == n_layers + 1 else 1
+
+
+def lr_scale(group: int, n_layers: int, layer_decay: float | None = None, lr_slice: float | None = None) -> float:
+    """The factor on ``lr`` for a layer group: per-layer decay, per-part slice, or 1."""
+    if layer_decay and lr_slice:
+        raise ConfigError("choose layer_decay (per layer) or lr_slice (per part), not both")
+    if layer_decay:
+        return layer_decay ** (n_layers + 1 - group)
+    if lr_slice:
+        return lr_slice ** ((len(PARTS) - 1 - part(group, n_layers)) / (len(PARTS) - 1))
+    return 1.0
+
+
+def param_groups(model, lr: float, weight_decay: float = 0.01, layer_decay: float | None = None,
+                 lr_slice: float | None = None) -> list:
     """AdamW parameter groups, one per (layer group, decay or not), each with its own learning rate."""
     n = num_layers(model)
     groups = {}
     for name, param in model.named_parameters():
         g = layer_group(name, n)
         no_decay = param.ndim < 2  # biases and LayerNorm weights
-        scale = layer_decay ** (n + 1 - g) if layer_decay else 1.0
+        scale = lr_scale(g, n, layer_decay, lr_slice)
         key = (g, no_decay)
         if key not in groups:
             groups[key] = {"params": [], "names": [], "layer_group": g, "lr": lr * scale,

@@ -32,7 +32,7 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 # What defines a run: resuming with any of these changed would silently train something else.
 RUN_FIELDS = ("batch_size", "grad_accum", "lr", "weight_decay", "warmup_steps", "schedule", "min_lr_ratio",
-              "layer_decay", "freeze_embeddings", "seed")
+              "layer_decay", "lr_slice", "freeze_embeddings", "seed")
 
 
 @dataclass
@@ -48,6 +48,7 @@ class TrainConfig:
     min_lr_ratio: float = 0.0        # an extended run goes on at lr x min_lr_ratio instead of jumping back up
     max_grad_norm: float | None = 1.0
     layer_decay: float | None = None  # lr x decay^(distance from the head), see optim.py
+    lr_slice: float | None = None    # embeddings at lr x lr_slice, body between, head at lr (ULMFiT)
     unfreeze: dict = field(default_factory=dict)  # {step: n top groups trainable (None = all)}
     freeze_embeddings: bool = False  # keep the input embeddings as they are (e.g. skip-gram vectors)
     precision: str = "auto"          # auto | fp32 | bf16 | fp16
@@ -83,6 +84,10 @@ class TrainConfig:
             raise ConfigError(f"min_lr_ratio must be between 0 and 1, not {self.min_lr_ratio}")
         if self.layer_decay is not None and not 0.0 < self.layer_decay <= 1.0:
             raise ConfigError(f"layer_decay must be in (0, 1], not {self.layer_decay}")
+        if self.lr_slice is not None and not 0.0 < self.lr_slice <= 1.0:
+            raise ConfigError(f"lr_slice must be in (0, 1], not {self.lr_slice}")
+        if self.layer_decay and self.lr_slice:
+            raise ConfigError("choose layer_decay (per layer) or lr_slice (per part), not both")
         if self.decay_steps is not None and self.decay_steps <= self.warmup_steps:
             raise ConfigError(f"decay_steps {self.decay_steps} must be larger than warmup_steps {self.warmup_steps}")
         self.unfreeze = {int(step): n for step, n in self.unfreeze.items()}  # JSON keys are strings
@@ -232,7 +237,7 @@ class Trainer:
         # fused: one kernel updates every weight, instead of a Python loop of ~10 small ops per tensor
         # (several times faster on CPU and GPU; transformers.Trainer's default too).
         self.optimizer = torch.optim.AdamW(
-            optim.param_groups(model, config.lr, config.weight_decay, config.layer_decay),
+            optim.param_groups(model, config.lr, config.weight_decay, config.layer_decay, config.lr_slice),
             fused=self.device.type in ("cpu", "cuda"))
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: lr_multiplier(s, self.cfg))
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")

@@ -31,3 +31,20 @@ def test_layer_decay_rates_follow_the_groups_on_gpt2():
     model = models.build("gpt", "tiny", tokenizer, task="classify")
     rates = {g["layer_group"]: g["lr"] for g in optim.param_groups(model, lr=1.0, layer_decay=0.5)}
     assert rates == pytest.approx({0: 0.125, 1: 0.25, 2: 0.5, 3: 1.0})
+
+
+def test_lr_slice_spaces_the_three_parts_geometrically():
+    tokenizer = train_tokenizer("bert", TEXTS, 300)
+    model = models.build("bert", "tiny", tokenizer, task="classify")
+    n = optim.num_layers(model)
+    rates = {g["layer_group"]: g["lr"] for g in optim.param_groups(model, lr=1.0, lr_slice=0.01)}
+    assert rates[0] == pytest.approx(0.01)                                # embeddings: the slice's low end
+    assert all(rates[g] == pytest.approx(0.1) for g in range(1, n + 1))  # every layer of the body: between
+    assert rates[n + 1] == pytest.approx(1.0)                            # the head: lr itself
+
+
+def test_layer_decay_and_lr_slice_are_refused_together():
+    from course_lib.errors import ConfigError
+    from course_lib.trainer import TrainConfig
+    with pytest.raises(ConfigError, match="not both"):
+        TrainConfig(layer_decay=0.8, lr_slice=0.1)

@@ -1,0 +1,59 @@
+"""Label-budget curves: SST-2 dev accuracy against the number of labels, pretrained against scratch.
+
+Runs every (arm, budget, seed) of ``course_lib.label_budget`` that the results file lacks, appending
+each as it finishes (interrupt and rerun to go on; ``--shard 0/2`` and ``--shard 1/2`` split the grid
+between two processes), then prints the table, the test-set accuracy at the largest budget, and how
+many labels pretraining saves.
+
+    COURSE_DATA_DIR=../shared/data python benchmarks/label_budget.py --shard 0/2 --threads 1 &
+    COURSE_DATA_DIR=../shared/data python benchmarks/label_budget.py --shard 1/2 --threads 1
+    COURSE_DATA_DIR=../shared/data python benchmarks/label_budget.py --report
+"""
+import argparse
+from pathlib import Path
+
+import course_lib
+from course_lib import data, label_budget as lb
+
+RESULTS = Path(__file__).with_name("label_budget.jsonl")
+
+parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+parser.add_argument("--budgets", type=int, nargs="+", default=list(lb.BUDGETS))
+parser.add_argument("--arms", nargs="+", default=[*lb.ARMS, lb.TFIDF], help="arm names (quote them)")
+parser.add_argument("--seeds", type=int, default=3)
+parser.add_argument("--shard", default="0/1", help="i/n: run every n-th job starting at i")
+parser.add_argument("--threads", type=int, default=2, help="CPU threads (1 per process when running two shards)")
+parser.add_argument("--report", action="store_true", help="print the table from the results file; run nothing")
+parser.add_argument("--results", type=Path, default=RESULTS)
+args = parser.parse_args()
+
+course_lib.setup(threads=args.threads)
+largest = max(args.budgets)
+if not args.report:
+    sst2 = data.load("sst2")
+    done = {(r["arm"], r["labels"], r["seed"]) for r in lb.read_results(args.results)}
+    jobs = [(arm, n, seed) for seed in range(args.seeds) for arm in args.arms for n in args.budgets
+            if (arm, n, seed) not in done]
+    shard, shards = map(int, args.shard.split("/"))
+    for arm, n, seed in jobs[shard::shards]:
+        row = lb.run(arm, sst2, n, seed, with_test=n == largest)
+        lb.append_result(args.results, row)
+        print(f"{arm:<30} {n:>6} labels seed {seed}: dev {100 * row['dev']:.1f}% ({row['seconds']:.0f} s)", flush=True)
+
+rows = lb.read_results(args.results)
+summary = lb.summarise(rows)
+print("\nSST-2 dev accuracy (%), mean ± standard deviation over seeds")
+print(lb.table(summary))
+print(f"\nSST-2 test accuracy (%) at {largest:,} labels")
+for arm, by_n in lb.summarise(rows, "test").items():
+    mean, spread, seeds = by_n[largest]
+    print(f"{arm:<30} {mean:5.1f} ±{spread:4.1f} ({seeds} seeds)")
+pretrained, scratch = "MiniLM, pretrained", "MiniLM, random weights"
+if largest not in summary.get(scratch, {}) or pretrained not in summary:
+    raise SystemExit(f"error: the results lack {pretrained!r} or {scratch!r} at {largest:,} labels; run them first")
+ratio, budget = lb.labels_saved(summary, pretrained, scratch, largest)
+if ratio is None:
+    print(f"labels saved by pretraining: none (pretrained MiniLM never matches scratch at {largest:,} labels)")
+else:
+    print(f"labels saved by pretraining: {ratio:.1f}x (pretrained MiniLM matches scratch at {largest:,} labels "
+          f"with {budget:,} labels)")

@@ -1,0 +1,166 @@
+"""How many labels does pretraining save? Accuracy against the number of labels, per starting point.
+
+Each *arm* is a model and where its weights start: the real pretrained MiniLM, the course's own
+BERT from notebook 06, each of them from random weights, and a TF-IDF + logistic-regression
+baseline (a strong control: no curve looks good only because its rival is weak). Every arm sees the
+same class-balanced labels for a given budget and seed, and is scored on SST-2 dev.
+
+A run is one (arm, budget, seed); runs are appended to a JSON-lines results file as they finish,
+so an interrupted benchmark picks up where it stopped, and two processes can share the work.
+"""
+import json
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import pretraining
+from .data import Split
+from .errors import ConfigError
+from .finetune import MINILM, batch_size_for, encode, finetune, load_classifier, steps_for
+from .runtime import seed_everything
+from .trainer import TrainConfig
+
+BUDGETS = (50, 100, 200, 500, 1000, 2000, 5000)
+EPOCHS, MIN_STEPS, BATCH_SIZE = 3, 50, 32  # small budgets get at least MIN_STEPS steps (many epochs)
+TFIDF = "TF-IDF + logistic regression"
+
+
+@dataclass(frozen=True)
+class Arm:
+    """A model and its starting weights, fine-tuned at learning rate ``lr``."""
+    name: str
+    model: str  # "minilm" or "course-bert"
+    start: str  # "pretrained" or "scratch"
+    lr: float
+
+    def checkpoint(self):
+        return MINILM if self.model == MINILM else pretraining.course_checkpoint("bert")
+
+
+# Pretrained weights want a small rate (large steps wreck what they know), random ones a larger one:
+# notebook 07's learning-rate sweep measures this. The course BERT is 20x smaller than MiniLM and
+# was pretrained at 1e-3; its fine-tuning rate is 06's.
+ARMS = {arm.name: arm for arm in (
+    Arm("MiniLM, pretrained", MINILM, "pretrained", 1e-4),
+    Arm("MiniLM, random weights", MINILM, "scratch", 5e-4),
+    Arm("course BERT, pretrained", "course-bert", "pretrained", 1e-3),
+    Arm("course BERT, random weights", "course-bert", "scratch", 1e-3),
+)}
+
+
+def recipe(labels: int, lr: float, seed: int = 0, **overrides) -> TrainConfig:
+    """The same schedule for every arm: EPOCHS passes over the labels, at least MIN_STEPS steps."""
+    batch_size = batch_size_for(BATCH_SIZE, labels)
+    steps = max(steps_for(labels, batch_size, EPOCHS), MIN_STEPS)
+    return TrainConfig(**{"max_steps": steps, "batch_size": batch_size, "lr": lr, "warmup_steps": steps // 10,
+                          "seed": seed, "progress": False, **overrides})
+
+
+def run_arm(arm: Arm, train: Split, dev: Split, seed: int = 0, test: Split | None = None) -> dict:
+    """Fine-tune one arm on ``train``; its dev accuracy (and test accuracy, given ``test``) and cost."""
+    seed_everything(seed)
+    start = time.perf_counter()
+    model, tokenizer = load_classifier(arm.checkpoint(), start=arm.start)
+    trainer = finetune(model, tokenizer, train, dev, recipe(len(train), arm.lr, seed))
+    row = {"arm": arm.name, "labels": len(train), "seed": seed, "dev": trainer.history["eval"][-1]["accuracy"],
+           "steps": trainer.step, "flops": trainer.cost.flops}
+    if test is not None:
+        row["test"] = trainer.evaluate(encode(tokenizer, test))["accuracy"]
+    row["seconds"] = time.perf_counter() - start
+    return row
+
+
+def run_tfidf(train: Split, dev: Split, seed: int = 0, test: Split | None = None) -> dict:
+    """Word and bigram TF-IDF features, logistic regression with its regularisation chosen by 5-fold CV."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegressionCV
+    from sklearn.pipeline import make_pipeline
+
+    start = time.perf_counter()
+    folds = min(5, min(train.labels.count(c) for c in set(train.labels)))
+    model = make_pipeline(TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True),
+                          LogisticRegressionCV(Cs=10, cv=folds, max_iter=2000, l1_ratios=(0.0,),
+                                               scoring="accuracy", use_legacy_attributes=False))
+    model.fit(train.texts, train.labels)
+    row = {"arm": TFIDF, "labels": len(train), "seed": seed, "dev": model.score(dev.texts, dev.labels)}
+    if test is not None:
+        row["test"] = model.score(test.texts, test.labels)
+    row["seconds"] = time.perf_counter() - start
+    return row
+
+
+def run(arm_name: str, sst2, labels: int, seed: int, with_test: bool = False) -> dict:
+    """One run of the grid: ``labels`` balanced training sentences drawn with ``seed``."""
+    train = sst2["train"].take(labels, seed=seed)
+    test = sst2["test"] if with_test else None
+    if arm_name == TFIDF:
+        return run_tfidf(train, sst2["dev"], seed, test)
+    if arm_name not in ARMS:
+        raise ConfigError(f"unknown arm {arm_name!r}; choose from {sorted([*ARMS, TFIDF])}")
+    return run_arm(ARMS[arm_name], train, sst2["dev"], seed, test)
+
+
+def read_results(path) -> list:
+    """The rows of a results file (none if it does not exist yet)."""
+    path = Path(path)
+    return [json.loads(line) for line in path.read_text().splitlines() if line] if path.exists() else []
+
+
+def append_result(path, row: dict) -> None:
+    with open(path, "a") as f:
+        f.write(json.dumps(row) + "\n")
+
+
+def summarise(rows: list, metric: str = "dev") -> dict:
+    """{arm: {labels: (mean, standard deviation, number of seeds)}} of ``metric`` in percent."""
+    values = {}
+    for row in rows:
+        if row.get(metric) is not None:
+            values.setdefault(row["arm"], {}).setdefault(row["labels"], []).append(100 * row[metric])
+    return {arm: {n: (statistics.mean(v), statistics.stdev(v) if len(v) > 1 else 0.0, len(v))
+                  for n, v in sorted(by_n.items())}
+            for arm, by_n in values.items()}
+
+
+def labels_saved(summary: dict, pretrained: str, scratch: str, reference: int = 5000) -> tuple:
+    """(ratio, budget): the smallest budget at which ``pretrained`` matches ``scratch`` at ``reference`` labels.
+
+    Measured budgets only, no interpolation: the ratio is ``reference / budget``. None if the
+    pretrained arm never matches.
+    """
+    target = summary[scratch][reference][0]
+    for budget, (mean, _, _) in summary[pretrained].items():
+        if mean >= target:
+            return reference / budget, budget
+    return None, None
+
+
+def table(summary: dict) -> str:
+    """Mean ± spread per arm and budget, in a fixed-width text table."""
+    budgets = sorted({n for by_n in summary.values() for n in by_n})
+    lines = [f"{'labels':<30}" + "".join(f"{n:>12,}" for n in budgets)]
+    for arm, by_n in summary.items():
+        cells = [f"{by_n[n][0]:6.1f} ±{by_n[n][1]:4.1f}" if n in by_n else "" for n in budgets]
+        lines.append(f"{arm:<30}" + "".join(f"{c:>12}" for c in cells))
+    return "\n".join(lines)
+
+
+def plot(summary: dict, ax=None, title: str = ""):
+    """Accuracy against labels (log scale), mean with a band of ± one standard deviation."""
+    import matplotlib.pyplot as plt
+    ax = ax if ax is not None else plt.subplots(figsize=(7, 4.5))[1]
+    for arm, by_n in summary.items():
+        budgets = list(by_n)
+        means = [by_n[n][0] for n in budgets]
+        spreads = [by_n[n][1] for n in budgets]
+        style = dict(linestyle="--", color="grey") if arm == TFIDF else {}
+        ax.plot(budgets, means, marker="o", label=arm, **style)
+        ax.fill_between(budgets, [m - s for m, s in zip(means, spreads)],
+                        [m + s for m, s in zip(means, spreads)], alpha=0.15, color=ax.lines[-1].get_color())
+    ax.axhline(50, color="black", linewidth=0.8, linestyle=":")
+    ax.set_xscale("log")
+    ax.set(xlabel="labelled training sentences (log scale)", ylabel="SST-2 dev accuracy (%)", title=title)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return ax
