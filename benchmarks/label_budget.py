@@ -32,10 +32,9 @@ largest = max(args.budgets)
 if not args.report:
     sst2 = data.load("sst2")
     done = {(r["arm"], r["labels"], r["seed"]) for r in lb.read_results(args.results)}
-    jobs = [(arm, n, seed) for seed in range(args.seeds) for arm in args.arms for n in args.budgets
-            if (arm, n, seed) not in done]
-    shard, shards = map(int, args.shard.split("/"))
-    for arm, n, seed in jobs[shard::shards]:
+    grid = [(arm, n, seed) for seed in range(args.seeds) for arm in args.arms for n in args.budgets]
+    shard, shards = map(int, args.shard.split("/"))  # shards split the whole grid: they may start at different times
+    for arm, n, seed in [job for job in grid[shard::shards] if job not in done]:
         row = lb.run(arm, sst2, n, seed, with_test=n == largest)
         lb.append_result(args.results, row)
         print(f"{arm:<30} {n:>6} labels seed {seed}: dev {100 * row['dev']:.1f}% ({row['seconds']:.0f} s)", flush=True)
@@ -51,6 +50,14 @@ for arm, by_n in lb.summarise(rows, "test").items():
 pretrained, scratch = "MiniLM, pretrained", "MiniLM, random weights"
 if largest not in summary.get(scratch, {}) or pretrained not in summary:
     raise SystemExit(f"error: the results lack {pretrained!r} or {scratch!r} at {largest:,} labels; run them first")
+print()
+best_scratch = max(100 * r["dev"] for r in rows if (r["arm"], r["labels"]) == (scratch, largest))
+controls = {f"TF-IDF at {largest:,} labels (mean)": summary[lb.TFIDF][largest][0],
+            f"the best of the {scratch!r} seeds at {largest:,} labels": best_scratch}
+for control, target in controls.items():
+    budget = lb.smallest_budget(summary[pretrained], target)
+    reached = f"with {budget:,} labels: {largest / budget:.1f}x" if budget else "not within the budgets run"
+    print(f"pretrained MiniLM matches {control}, {target:.1f}%, {reached}")
 ratio, budget = lb.labels_saved(summary, pretrained, scratch, largest)
 if ratio is None:
     print(f"labels saved by pretraining: none (pretrained MiniLM never matches scratch at {largest:,} labels)")

@@ -123,17 +123,19 @@ def summarise(rows: list, metric: str = "dev") -> dict:
             for arm, by_n in values.items()}
 
 
+def smallest_budget(curve: dict, target: float) -> int | None:
+    """The smallest measured budget whose mean accuracy reaches ``target`` (None if none does)."""
+    return next((budget for budget, (mean, _, _) in curve.items() if mean >= target), None)
+
+
 def labels_saved(summary: dict, pretrained: str, scratch: str, reference: int = 5000) -> tuple:
     """(ratio, budget): the smallest budget at which ``pretrained`` matches ``scratch`` at ``reference`` labels.
 
-    Measured budgets only, no interpolation: the ratio is ``reference / budget``. None if the
+    Measured budgets only, no interpolation: the ratio is ``reference / budget``. (None, None) if the
     pretrained arm never matches.
     """
-    target = summary[scratch][reference][0]
-    for budget, (mean, _, _) in summary[pretrained].items():
-        if mean >= target:
-            return reference / budget, budget
-    return None, None
+    budget = smallest_budget(summary[pretrained], summary[scratch][reference][0])
+    return (reference / budget, budget) if budget else (None, None)
 
 
 def table(summary: dict) -> str:
