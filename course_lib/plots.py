@@ -115,14 +115,15 @@ def curves(series: dict, xlabel: str, ylabel: str, ax=None, title: str = "", log
     ax = _axes(ax)
     for name, (x, y) in series.items():
         ax.plot(x, y, marker="o" if len(x) < 15 else None, label=name)
-    for name, level in (hlines or {}).items():
-        ax.axhline(level, linestyle="--", color="grey", linewidth=1)
-        ax.annotate(name, (ax.get_xlim()[0], level), fontsize=8, xytext=(3, 3), textcoords="offset points")
     ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
     if logx:
         ax.set_xscale("log")
     if logy:
         ax.set_yscale("log")
+    for name, level in (hlines or {}).items():  # after the scales: the label sits at the left edge either way
+        ax.axhline(level, linestyle="--", color="grey", linewidth=1)
+        ax.annotate(name, (0, level), xycoords=("axes fraction", "data"), fontsize=8, xytext=(3, 3),
+                    textcoords="offset points")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     return ax
