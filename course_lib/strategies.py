@@ -10,6 +10,7 @@ embeddings (group 0), transformer layers (1..L), head (L+1) — not separate tra
   ``lr`` (ULMFiT's ``slice``);
 - gradual unfreezing: the head first, then one more group every few steps (ULMFiT).
 """
+import statistics
 import time
 
 from . import models, optim
@@ -59,3 +60,38 @@ def run_strategy(strategy: str, checkpoint, start: str, train, dev, lr: float, s
             "dev": trainer.history["eval"][-1]["accuracy"], "trainable_at_start": trainable_at_start,
             "params": models.count_parameters(model), "steps": trainer.step, "flops": trainer.cost.flops,
             "seconds": time.perf_counter() - begin}
+
+
+# The comparison notebook 07 reads from benchmarks/lr_strategies.jsonl: (strategy, start, rate at the head).
+COMPARED = [(s, "pretrained", 1e-4) for s in STRATEGIES] + [("head only", "pretrained", 1e-3)]
+SWEEP_RATES = (1e-5, 1e-4, 3e-4, 1e-3)
+SWEPT = [("one rate", start, lr) for start in ("pretrained", "scratch") for lr in SWEEP_RATES]
+
+
+def _runs(rows: list, strategy: str, start: str, lr: float, seeds: int | None = None) -> list:
+    return [r for r in rows if (r["strategy"], r["start"], r["lr"]) == (strategy, start, lr)
+            and (seeds is None or r["seed"] < seeds)]
+
+
+def table(rows: list) -> str:
+    """The strategies of ``COMPARED``: dev accuracy mean ± sd (seeds), share trainable at step 0, mean wall time."""
+    lines = [f"{'strategy':<24}{'lr (head)':>10}{'dev accuracy':>19}{'trainable at step 0':>21}{'wall time':>11}"]
+    for strategy, start, lr in COMPARED:
+        runs = _runs(rows, strategy, start, lr)
+        if runs:
+            accs = [100 * r["dev"] for r in runs]
+            spread = statistics.stdev(accs) if len(accs) > 1 else 0.0
+            lines.append(f"{strategy:<24}{lr:>10.0e}{statistics.mean(accs):>10.1f} ±{spread:4.1f} (n={len(runs)})"
+                         f"{100 * runs[0]['trainable_at_start'] / runs[0]['params']:>20.1f}%"
+                         f"{statistics.mean(r['seconds'] for r in runs):>10.0f}s")
+    return "\n".join(lines)
+
+
+def sweep(rows: list, seeds: int = 1) -> dict:
+    """{start: {lr: mean dev accuracy in %}} of the one-rate sweep, over the first ``seeds`` seeds."""
+    result = {}
+    for strategy, start, lr in SWEPT:
+        runs = _runs(rows, strategy, start, lr, seeds)
+        if runs:
+            result.setdefault(start, {})[lr] = statistics.mean(100 * r["dev"] for r in runs)
+    return result

@@ -202,3 +202,14 @@ def test_notebook_07_results_files_hold_the_grid_it_reads():
     seen = {(r["arm"], r["labels"], r["seed"]) for r in rows}
     assert seen >= {(arm, n, s) for arm in [*lb.ARMS, lb.TFIDF] for n in lb.BUDGETS for s in range(3)}
     assert all("test" in r for r in rows if r["labels"] == max(lb.BUDGETS))
+
+
+def test_strategy_table_and_sweep_summarise_the_results_file():
+    rows = [{"strategy": s, "start": start, "lr": lr, "seed": seed, "dev": 0.70 + 0.02 * seed,
+             "trainable_at_start": 1 if s == "head only" else 100, "params": 100, "seconds": 10.0}
+            for s, start, lr in strategies.COMPARED + strategies.SWEPT for seed in range(2)]
+    table = strategies.table(rows)
+    assert len(table.splitlines()) == 1 + len(strategies.COMPARED)
+    assert "71.0 ± 1.4 (n=2)" in table and "1.0%" in table and "100.0%" in table
+    assert strategies.sweep(rows, seeds=1)["scratch"] == {lr: pytest.approx(70.0) for lr in strategies.SWEEP_RATES}
+    assert strategies.sweep(rows, seeds=2)["pretrained"][1e-4] == pytest.approx(71.0)
