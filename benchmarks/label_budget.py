@@ -13,7 +13,7 @@ import argparse
 from pathlib import Path
 
 import course_lib
-from course_lib import data, label_budget as lb
+from course_lib import data, label_budget as lb, results
 
 RESULTS = Path(__file__).with_name("label_budget.jsonl")
 
@@ -31,15 +31,15 @@ course_lib.setup(threads=args.threads)
 largest = max(args.budgets)
 if not args.report:
     sst2 = data.load("sst2")
-    done = {(r["arm"], r["labels"], r["seed"]) for r in lb.read_results(args.results)}
+    done = {(r["arm"], r["labels"], r["seed"]) for r in results.read_results(args.results)}
     grid = [(arm, n, seed) for seed in range(args.seeds) for arm in args.arms for n in args.budgets]
     shard, shards = map(int, args.shard.split("/"))  # shards split the whole grid: they may start at different times
     for arm, n, seed in [job for job in grid[shard::shards] if job not in done]:
         row = lb.run(arm, sst2, n, seed, with_test=n == largest)
-        lb.append_result(args.results, row)
+        results.append_result(args.results, row)
         print(f"{arm:<30} {n:>6} labels seed {seed}: dev {100 * row['dev']:.1f}% ({row['seconds']:.0f} s)", flush=True)
 
-rows = lb.read_results(args.results)
+rows = results.read_results(args.results)
 summary = lb.summarise(rows)
 print("\nSST-2 dev accuracy (%), mean ± standard deviation over seeds")
 print(lb.table(summary))

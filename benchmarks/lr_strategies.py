@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 
 import course_lib
-from course_lib import data, label_budget as lb, strategies
+from course_lib import data, results, strategies
 from course_lib.finetune import MINILM
 
 RESULTS = Path(__file__).with_name("lr_strategies.jsonl")
@@ -39,7 +39,7 @@ def key(row):
 course_lib.setup(threads=args.threads)
 if not args.report:
     sst2 = data.load("sst2")
-    done = {key(r) for r in lb.read_results(args.results) if r["labels"] == args.labels}
+    done = {key(r) for r in results.read_results(args.results) if r["labels"] == args.labels}
     wanted = [(*run, seed) for seed in range(args.seeds) for run in strategies.COMPARED]
     wanted += [(*run, seed) for seed in range(args.sweep_seeds) for run in strategies.SWEPT]
     shard, shards = map(int, args.shard.split("/"))  # shards split the whole grid: they may start at different times
@@ -47,10 +47,10 @@ if not args.report:
     for strategy, start, lr, seed in jobs:
         train = sst2["train"].take(args.labels, seed=seed)
         row = strategies.run_strategy(strategy, MINILM, start, train, sst2["dev"], lr, seed)
-        lb.append_result(args.results, row)
+        results.append_result(args.results, row)
         print(json.dumps(row), flush=True)
 
-rows = [r for r in lb.read_results(args.results) if r["labels"] == args.labels]
+rows = [r for r in results.read_results(args.results) if r["labels"] == args.labels]
 print(f"Strategies, pretrained MiniLM, {args.labels} labels: SST-2 dev accuracy (%) mean ± sd (seeds)")
 print(strategies.table(rows))
 print(f"\nLearning-rate sweep, one rate for everything, {args.labels} labels, {args.sweep_seeds} seed(s)")

@@ -15,6 +15,7 @@ import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import torch
 
 CARBON_ENV = "COURSE_CARBON_INTENSITY"
@@ -341,3 +342,34 @@ PUBLISHED = [
                    "Raffel et al. 2019 (1M steps x 2^11 x 512 tokens); energy: Patterson et al. 2021"),
     PublishedModel("GPT-3", 2020.41, 175e9, 300e9, 1287.0, 552.0, "Brown et al. 2020; energy: Patterson et al. 2021"),
 ]
+
+
+# --- who can afford it: GPU-hours, the race's pace, amortisation --------------------------------
+
+def gpu_hours(flops: float, peak_flops: float, mfu: float) -> float:
+    """GPU-hours to do ``flops`` of training on GPUs of ``peak_flops`` FLOP/s kept ``mfu`` busy (0-1)."""
+    if not 0 < mfu <= 1:
+        raise ValueError(f"mfu is a fraction of the peak, in (0, 1], not {mfu}")
+    return flops / (peak_flops * mfu) / 3600
+
+
+def doubling_time_months(published: list) -> float:
+    """Months for the largest models to double in size: a straight line through log2(parameters) by year.
+
+    Fitted to every model given (not only the record holders), so it measures the field's pace.
+    """
+    years = [m.year for m in published]
+    slope = np.polyfit(years, np.log2([m.params for m in published]), 1)[0]
+    return 12 / slope
+
+
+def break_even_tasks(pretrain_flops: float, finetune_flops: float, scratch_flops: float) -> float | None:
+    """Tasks that must share one pretraining before it has paid for itself in compute.
+
+    Each task costs ``finetune_flops`` on top of the pretraining, or ``scratch_flops`` to reach the
+    same accuracy from random weights (more labels, so more steps). Pretraining pays off after
+    pretrain / (scratch - finetune) tasks; None when fine-tuning saves no compute per task (then
+    pretraining pays only in labels and accuracy, never in FLOPs).
+    """
+    saved = scratch_flops - finetune_flops
+    return pretrain_flops / saved if saved > 0 else None

@@ -94,3 +94,18 @@ def repeated_n(texts: list, n: int = 3) -> float:
         repeats += len(grams) - len(set(grams))
         total += len(grams)
     return repeats / total if total else 0.0
+
+
+def ngram_index(texts: list, n: int = 8) -> set:
+    """Every word n-gram of ``texts``: the corpus side of ``copied_share``."""
+    return {g for text in texts for g in ngrams(text.split(), n)}
+
+
+def copied_share(texts: list, index: set, n: int = 8) -> float:
+    """Share of the word n-grams of ``texts`` found verbatim in ``index`` (``ngram_index`` of a corpus).
+
+    Eight words in a row rarely repeat by chance, so a high share means text copied from the
+    corpus rather than composed; human text the model never saw gives the chance level.
+    """
+    grams = [g for text in texts for g in ngrams(text.split(), n)]
+    return sum(g in index for g in grams) / len(grams) if grams else 0.0

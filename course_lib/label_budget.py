@@ -5,14 +5,12 @@ BERT from notebook 06, each of them from random weights, and a TF-IDF + logistic
 baseline (a strong control: no curve looks good only because its rival is weak). Every arm sees the
 same class-balanced labels for a given budget and seed, and is scored on SST-2 dev.
 
-A run is one (arm, budget, seed); runs are appended to a JSON-lines results file as they finish,
-so an interrupted benchmark picks up where it stopped, and two processes can share the work.
+A run is one (arm, budget, seed); the benchmark appends runs to a JSON-lines results file
+(``course_lib.results``) as they finish.
 """
-import json
 import statistics
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 from . import pretraining
 from .data import Split
@@ -99,17 +97,6 @@ def run(arm_name: str, sst2, labels: int, seed: int, with_test: bool = False) ->
     if arm_name not in ARMS:
         raise ConfigError(f"unknown arm {arm_name!r}; choose from {sorted([*ARMS, TFIDF])}")
     return run_arm(ARMS[arm_name], train, sst2["dev"], seed, test)
-
-
-def read_results(path) -> list:
-    """The rows of a results file (none if it does not exist yet)."""
-    path = Path(path)
-    return [json.loads(line) for line in path.read_text().splitlines() if line] if path.exists() else []
-
-
-def append_result(path, row: dict) -> None:
-    with open(path, "a") as f:
-        f.write(json.dumps(row) + "\n")
 
 
 def summarise(rows: list, metric: str = "dev") -> dict:

@@ -38,10 +38,15 @@ MINILM_SHA256 = {
 }
 
 
-def preset(name: str) -> dict:
-    if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
-    return PRESETS[name]
+def preset(name_or_shape) -> dict:
+    """A preset's shape by name, or a shape given directly (``dict(layers=, hidden=, heads=)``: scaling.py)."""
+    if isinstance(name_or_shape, dict):
+        if set(name_or_shape) != {"layers", "hidden", "heads"} or name_or_shape["hidden"] % name_or_shape["heads"]:
+            raise ValueError(f"a shape needs layers, hidden and heads, with heads dividing hidden: {name_or_shape}")
+        return name_or_shape
+    if name_or_shape not in PRESETS:
+        raise ValueError(f"unknown preset {name_or_shape!r}; choose one of {sorted(PRESETS)}")
+    return PRESETS[name_or_shape]
 
 
 def config(arch: str, preset_name: str, vocab_size: int, max_length: int = 128, **overrides):

@@ -6,7 +6,7 @@ import pytest
 import torch
 from transformers import AutoModelForMaskedLM, AutoTokenizer
 
-from course_lib import finetune, label_budget as lb, objectives, optim, pretraining, runtime, strategies
+from course_lib import finetune, label_budget as lb, objectives, optim, pretraining, results, runtime, strategies
 from course_lib.data import Split
 from course_lib.exercises import CheckFailed, grade
 from course_lib.exercises import finetuning as checks
@@ -198,7 +198,7 @@ def test_budget_reading_check_knows_the_answer_and_says_which_way_to_look(capsys
 
 def test_notebook_07_results_files_hold_the_grid_it_reads():
     """The committed benchmark results cover every arm, budget and seed the notebook plots."""
-    rows = lb.read_results(Path(__file__).parents[1] / "benchmarks" / "label_budget.jsonl")
+    rows = results.read_results(Path(__file__).parents[1] / "benchmarks" / "label_budget.jsonl")
     seen = {(r["arm"], r["labels"], r["seed"]) for r in rows}
     assert seen >= {(arm, n, s) for arm in [*lb.ARMS, lb.TFIDF] for n in lb.BUDGETS for s in range(3)}
     assert all("test" in r for r in rows if r["labels"] == max(lb.BUDGETS))

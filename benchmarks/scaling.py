@@ -1,0 +1,79 @@
+"""A scaling law on this machine: validation loss of small GPTs against their size and compute.
+
+Trains every (grid, width) of ``course_lib.scaling`` that the results file lacks, appending each run as
+it finishes (interrupt and rerun to go on; ``--shard 0/2`` and ``--shard 1/2`` split the runs between two
+processes), then prints both grids, the power law fitted to the one-pass grid, what it predicts for the
+next size up against what that size reached, and the compute-optimal size at the fixed budget.
+
+    COURSE_DATA_DIR=../shared/data python benchmarks/scaling.py --shard 0/2 --threads 1 &
+    COURSE_DATA_DIR=../shared/data python benchmarks/scaling.py --shard 1/2 --threads 1
+    COURSE_DATA_DIR=../shared/data python benchmarks/scaling.py --report
+"""
+import argparse
+from pathlib import Path
+
+import course_lib
+from course_lib import results, scaling
+
+RESULTS = Path(__file__).with_name("scaling.jsonl")
+
+parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+parser.add_argument("--shard", default="0/1", help="i/n: run every n-th job starting at i")
+parser.add_argument("--threads", type=int, default=2, help="CPU threads (1 per process when running two shards)")
+parser.add_argument("--eval-every", type=int, default=100, help="steps between validation losses (the curves)")
+parser.add_argument("--report", action="store_true", help="print the tables from the results file; run nothing")
+parser.add_argument("--results", type=Path, default=RESULTS)
+args = parser.parse_args()
+
+course_lib.setup(threads=args.threads)
+widths = (*scaling.WIDTHS, scaling.NEXT_WIDTH)
+if not args.report:
+    tokenizer, train_blocks, eval_blocks = scaling.tokenizer_and_blocks()
+    done = {(r["grid"], r["width"]) for r in results.read_results(args.results)}
+    grid = [(g, w) for w in reversed(widths) for g in scaling.GRIDS]  # largest first: the two shards end together
+    shard, shards = map(int, args.shard.split("/"))
+    for g, width in [job for job in grid[shard::shards] if job not in done]:
+        model = scaling.build(width, tokenizer)
+        n_steps = scaling.steps(g, model, train_blocks)
+        row = scaling.train(width, n_steps, tokenizer, train_blocks, eval_blocks,
+                            eval_every=args.eval_every if g == "tokens" else 0)
+        results.append_result(args.results, {"grid": g, **row})
+        print(f"{g:<8} width {width:>3}: {row['params_non_embedding']:>9,} parameters, {n_steps:>5} steps, "
+              f"loss {row['loss']:.3f} ({row['seconds']:.0f} s)", flush=True)
+
+rows = results.read_results(args.results)
+by_grid = {g: sorted((r for r in rows if r["grid"] == g), key=lambda r: r["width"]) for g in scaling.GRIDS}
+for g, title in [("tokens", "one pass over the same tokens"),
+                 ("compute", f"the same compute per run, {scaling.COMPUTE_BUDGET:.1e} FLOPs")]:
+    print(f"\n{title}")
+    print(f"{'width':>6}{'N (non-embedding)':>19}{'parameters':>12}{'tokens':>11}{'FLOPs':>10}{'loss':>8}")
+    for r in by_grid[g]:
+        print(f"{r['width']:>6}{r['params_non_embedding']:>19,}{r['params']:>12,}{r['tokens']:>11,}"
+              f"{r['flops']:>10.2e}{r['loss']:>8.3f}")
+
+fitted = [r for r in by_grid["tokens"] if r["width"] in scaling.WIDTHS]
+if len(fitted) < len(scaling.WIDTHS):
+    raise SystemExit(f"error: the results hold {len(fitted)} of the {len(scaling.WIDTHS)} fitted sizes; run them first")
+law = scaling.fit_power_law([r["params_non_embedding"] for r in fitted], [r["loss"] for r in fitted])
+compute = by_grid["compute"]
+if len(compute) >= 3:
+    best = scaling.best_size([r["params_non_embedding"] for r in compute], [r["loss"] for r in compute])
+    if best is None:
+        print("\nfixed compute: the loss has no minimum inside the sizes tried")
+    else:
+        tokens = scaling.COMPUTE_BUDGET / (6 * best)
+        print(f"\nfixed compute: the best size is N ≈ {best:,.0f} non-embedding parameters, "
+              f"≈ {tokens / best:.0f} tokens per parameter at 6·N·D (Hoffmann et al. 2022: about "
+              f"{scaling.CHINCHILLA_TOKENS_PER_PARAMETER})")
+frontier = scaling.frontier(by_grid["tokens"])
+compute_law = scaling.fit_power_law(*zip(*frontier))
+print(f"loss against compute along the frontier: loss ∝ C^-{compute_law.exponent:.3f}, R² = {compute_law.r2:.2f} "
+      f"(Kaplan et al. 2020: {scaling.KAPLAN_ALPHA_C})")
+following = [r for r in by_grid["tokens"] if r["width"] == scaling.NEXT_WIDTH]
+if following:
+    n, reached = following[0]["params_non_embedding"], following[0]["loss"]
+    print(f"next size up, width {scaling.NEXT_WIDTH} (N = {n:,}): predicted {law(n):.3f}, reached {reached:.3f} "
+          f"({100 * (reached - law(n)) / law(n):+.1f}%)")
+print(f"Kaplan et al. 2020: α_N = {scaling.KAPLAN_ALPHA_N}; here over {len(fitted)} sizes, "
+      f"{fitted[0]['params_non_embedding']:,} to {fitted[-1]['params_non_embedding']:,} parameters")
+print(f"power-law fit: {law}")

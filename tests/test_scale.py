@@ -1,0 +1,136 @@
+"""The cost-of-scale tools: power-law fits, the IsoFLOP minimum, the compute frontier, GPU-hours,
+the race's pace, amortisation, copied n-grams, and one tiny scaling run end to end."""
+import math
+
+import numpy as np
+import pytest
+from tokenizers import Tokenizer, models as tok_models, pre_tokenizers
+from transformers import PreTrainedTokenizerFast
+
+from course_lib import costs, generation, models, results, scaling
+
+
+# --- fits ---------------------------------------------------------------------------------------
+
+def test_power_law_fit_recovers_exponent_and_coefficient():
+    n = np.array([1e4, 3e4, 1e5, 3e5, 1e6])
+    law = scaling.fit_power_law(n, 12.0 * n ** -0.08)
+    assert law.exponent == pytest.approx(0.08)
+    assert law.coefficient == pytest.approx(12.0)
+    assert law.r2 == pytest.approx(1.0)
+    assert law(1e7) == pytest.approx(12.0 * 1e7 ** -0.08)
+    assert str(law) == "loss ∝ N^-0.080, R² = 1.00"
+
+
+def test_power_law_fit_reports_a_poor_fit():
+    n = np.array([1e4, 3e4, 1e5, 3e5, 1e6])
+    law = scaling.fit_power_law(n, [5.0, 3.0, 5.0, 3.0, 5.0])  # no trend at all
+    assert law.r2 < 0.1
+
+
+def test_power_law_fit_needs_three_points():
+    with pytest.raises(ValueError, match="three points"):
+        scaling.fit_power_law([1, 2], [3, 4])
+
+
+def test_best_size_is_the_parabola_vertex_in_log_n():
+    n = np.array([1e4, 3e4, 1e5, 3e5, 1e6])
+    losses = (np.log(n) - np.log(6e4)) ** 2 + 4.0
+    assert scaling.best_size(n, losses) == pytest.approx(6e4, rel=1e-6)
+
+
+def test_best_size_is_none_without_an_inner_minimum():
+    n = np.array([1e4, 3e4, 1e5, 3e5, 1e6])
+    assert scaling.best_size(n, 5.0 - 0.1 * np.log(n)) is None               # still falling: no curvature
+    assert scaling.best_size(n, (np.log(n) - np.log(1e7)) ** 2) is None      # minimum beyond the largest size
+
+
+def test_frontier_keeps_only_points_better_than_everything_cheaper():
+    rows = [{"flops": 100.0, "steps": 10, "curve": [[5, 6.0], [10, 5.0]]},   # 10 FLOPs a step
+            {"flops": 400.0, "steps": 10, "curve": [[5, 5.5], [10, 4.0]]}]   # 40 FLOPs a step
+    assert scaling.frontier(rows) == [(50.0, 6.0), (100.0, 5.0), (400.0, 4.0)]  # (200, 5.5) is beaten
+
+
+# --- costs --------------------------------------------------------------------------------------
+
+def test_gpu_hours():
+    assert costs.gpu_hours(3600 * 1e12, 1e12, 1.0) == pytest.approx(1.0)
+    assert costs.gpu_hours(3600 * 1e12, 1e12, 0.5) == pytest.approx(2.0)
+    with pytest.raises(ValueError, match="fraction"):
+        costs.gpu_hours(1e12, 1e12, 40)
+
+
+def test_doubling_time_of_a_model_family_that_doubles_every_six_months():
+    family = [costs.PublishedModel(f"m{i}", 2018 + i / 2, 1e8 * 2 ** i, None, None, None, "") for i in range(5)]
+    assert costs.doubling_time_months(family) == pytest.approx(6.0)
+
+
+def test_break_even_tasks():
+    assert costs.break_even_tasks(1000.0, 10.0, 60.0) == pytest.approx(20.0)
+    assert costs.break_even_tasks(1000.0, 60.0, 60.0) is None  # fine-tuning saves nothing per task
+
+
+# --- copying ------------------------------------------------------------------------------------
+
+def test_copied_share_counts_verbatim_ngrams():
+    corpus = ["a b c d e f g h i j"]
+    index = generation.ngram_index(corpus, n=3)
+    assert generation.copied_share(["a b c x"], index, n=3) == pytest.approx(0.5)   # "a b c" yes, "b c x" no
+    assert generation.copied_share(["c d e f"], index, n=3) == 1.0
+    assert generation.copied_share(["z y x w"], index, n=3) == 0.0
+    assert generation.copied_share(["too short"], index, n=3) == 0.0
+
+
+# --- shapes and one run -------------------------------------------------------------------------
+
+def word_tokenizer():
+    words = "the a film movie is good bad not very fun dull".split()
+    vocab = {"<unk>": 0, "<eos>": 1, **{w: i + 2 for i, w in enumerate(words)}}
+    backend = Tokenizer(tok_models.WordLevel(vocab, unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.Whitespace()
+    return PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="<unk>", eos_token="<eos>",
+                                   bos_token="<eos>", pad_token="<eos>")
+
+
+def test_shape_presets_are_checked():
+    assert models.preset(scaling.shape(64)) == {"layers": scaling.LAYERS, "hidden": 64, "heads": 4}
+    with pytest.raises(ValueError, match="heads dividing hidden"):
+        models.preset({"layers": 2, "hidden": 50, "heads": 4})
+
+
+def test_non_embedding_parameters_leave_out_token_and_position_embeddings():
+    tokenizer = word_tokenizer()
+    model = scaling.build(32, tokenizer)
+    embeddings = model.transformer.wte.weight.numel() + model.transformer.wpe.weight.numel()
+    assert scaling.non_embedding_parameters(model) == models.count_parameters(model) - embeddings
+    layer = 12 * 32 ** 2 + 13 * 32  # attention 4·d² + MLP 8·d², biases and two LayerNorms
+    assert scaling.non_embedding_parameters(model) == scaling.LAYERS * layer + 2 * 32  # + the final LayerNorm
+
+
+def test_compute_grid_gives_smaller_models_more_steps():
+    tokenizer = word_tokenizer()
+    small, large = scaling.build(32, tokenizer), scaling.build(64, tokenizer)
+    blocks = [{"input_ids": [2] * scaling.BLOCK_SIZE}] * 40
+    assert scaling.steps("tokens", small, blocks) == scaling.steps("tokens", large, blocks) == 40 // scaling.BATCH_SIZE
+    assert scaling.steps("compute", small, blocks) > scaling.steps("compute", large, blocks)
+    assert scaling.steps("compute", small, blocks) == round(scaling.COMPUTE_BUDGET / scaling.flops_per_step(small))
+    with pytest.raises(ValueError, match="grid"):
+        scaling.steps("time", small, blocks)
+
+
+def test_a_tiny_run_learns_and_records_its_cost(tmp_path):
+    tokenizer = word_tokenizer()
+    rng = np.random.default_rng(0)
+    sentences = ["the film is very good", "the movie is not fun", "a film is dull", "the movie is bad"]
+    ids = [t for _ in range(600) for t in tokenizer(sentences[rng.integers(4)] + " <eos>")["input_ids"]]
+    size = scaling.BLOCK_SIZE
+    blocks = [{"input_ids": ids[i:i + size]} for i in range(0, len(ids) - size + 1, size)]
+    row = scaling.train(32, 12, tokenizer, blocks[:-2], blocks[-2:], eval_every=6)
+    assert row["steps"] == 12 and row["tokens"] == 12 * scaling.BATCH_SIZE * size
+    assert [step for step, _ in row["curve"]] == [6, 12]
+    assert row["curve"][-1][1] < math.log(len(tokenizer))  # better than a uniform guess
+    assert row["flops_6nd"] == 6 * row["params_non_embedding"] * row["tokens"] < row["flops"]
+    path = tmp_path / "runs.jsonl"
+    results.append_result(path, row)
+    results.append_result(path, row)
+    assert results.read_results(path) == [row, row]
