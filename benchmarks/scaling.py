@@ -26,16 +26,15 @@ parser.add_argument("--results", type=Path, default=RESULTS)
 args = parser.parse_args()
 
 course_lib.setup(threads=args.threads)
-widths = (*scaling.WIDTHS, scaling.NEXT_WIDTH)
 if not args.report:
     tokenizer, train_blocks, eval_blocks = scaling.tokenizer_and_blocks()
     done = {(r["grid"], r["width"]) for r in results.read_results(args.results)}
-    grid = [(g, w) for w in reversed(widths) for g in scaling.GRIDS]  # largest first: the two shards end together
+    grid = [(g, w) for g, widths in scaling.GRIDS.items() for w in reversed(widths)]  # shards alternate sizes
     shard, shards = map(int, args.shard.split("/"))
     for g, width in [job for job in grid[shard::shards] if job not in done]:
         model = scaling.build(width, tokenizer)
         n_steps = scaling.steps(g, model, train_blocks)
-        row = scaling.train(width, n_steps, tokenizer, train_blocks, eval_blocks,
+        row, _ = scaling.train(width, n_steps, tokenizer, train_blocks, eval_blocks,
                             eval_every=args.eval_every if g == "tokens" else 0)
         results.append_result(args.results, {"grid": g, **row})
         print(f"{g:<8} width {width:>3}: {row['params_non_embedding']:>9,} parameters, {n_steps:>5} steps, "

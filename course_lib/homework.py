@@ -7,7 +7,8 @@ In the source notebooks (which CI runs with solutions) a solution sits between t
     # END SOLUTION
 
 The student copy keeps the indentation and puts ``raise NotImplementedError`` in its place, so the
-notebook still runs and the exercise's check reports "not attempted yet".
+notebook still runs and the exercise's check reports "not attempted yet". Cells tagged ``solution``
+(answer notes to the ungraded exercises) are left out of the student copy altogether.
 """
 import re
 from pathlib import Path
@@ -24,6 +25,7 @@ def strip_solutions(source: str) -> str:
 def student_copy(notebook: Path, out_dir: Path) -> Path:
     """Write ``notebook`` without solutions and outputs into ``out_dir``; return the new path."""
     nb = nbformat.read(notebook, as_version=4)
+    nb.cells = [cell for cell in nb.cells if "solution" not in cell.metadata.get("tags", [])]
     for cell in nb.cells:
         if cell.cell_type == "code":
             cell.source = strip_solutions(cell.source)

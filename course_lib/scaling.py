@@ -32,11 +32,12 @@ NEXT_WIDTH = 256                     # the next size up: predicted by the fit, t
 LAYERS, HEAD_SIZE = 2, 16
 BLOCK_SIZE, BATCH_SIZE, LR = 64, 16, 2e-3  # the course GPT's recipe (pretraining.RECIPES)
 COMPUTE_BUDGET = 1.5e12                    # training FLOPs of every run in the fixed-compute grid
-GRIDS = ("tokens", "compute")
+GRIDS = {"tokens": (*WIDTHS, NEXT_WIDTH),    # grid -> widths; at a fixed budget the best size is small,
+         "compute": (16, 24, *WIDTHS, NEXT_WIDTH)}  # so that grid also tries narrower models
 
 
 def shape(width: int) -> dict:
-    return dict(layers=LAYERS, hidden=width, heads=width // HEAD_SIZE)
+    return dict(layers=LAYERS, hidden=width, heads=max(1, width // HEAD_SIZE))
 
 
 def tokenizer_and_blocks() -> tuple:
@@ -74,12 +75,13 @@ def steps(grid: str, model, train_blocks: list) -> int:
         return len(train_blocks) // BATCH_SIZE
     if grid == "compute":
         return max(1, round(COMPUTE_BUDGET / flops_per_step(model)))
-    raise ValueError(f"grid must be one of {GRIDS}, not {grid!r}")
+    raise ValueError(f"grid must be one of {sorted(GRIDS)}, not {grid!r}")
 
 
 def train(width: int, max_steps: int, tokenizer, train_blocks: list, eval_blocks: list, seed: int = 0,
-          eval_every: int = 0) -> dict:
-    """Train one size; a result row: sizes, tokens, FLOPs, cost, final validation loss and its curve.
+          eval_every: int = 0) -> tuple:
+    """Train one size: (result row, trained model). The row: sizes, tokens, FLOPs, cost, final validation
+    loss and its curve.
 
     Every size gets the same recipe (learning rate, warmup of a tenth of the run, cosine decay) and
     the same batches in the same order, so size is the only difference between two runs of a grid.
@@ -91,12 +93,13 @@ def train(width: int, max_steps: int, tokenizer, train_blocks: list, eval_blocks
     trainer = Trainer(model, train_blocks, causal_lm_collator(tokenizer), config, eval_data=eval_blocks)
     trainer.fit()
     n, cost = non_embedding_parameters(model), trainer.cost
-    return {"width": width, "layers": LAYERS, "seed": seed, "params_non_embedding": n,
+    row = {"width": width, "layers": LAYERS, "seed": seed, "params_non_embedding": n,
             "params": models.count_parameters(model), "steps": max_steps, "tokens": cost.tokens,
             "flops": cost.flops, "flops_6nd": 6 * n * cost.tokens, "seconds": cost.seconds, "kwh": cost.kwh,
             "co2_kg": cost.co2_kg, "energy_method": cost.energy_method,
             "loss": trainer.history["eval"][-1]["loss"],
             "curve": [[e["step"], e["loss"]] for e in trainer.history["eval"]]}
+    return row, model
 
 
 # --- fitting ------------------------------------------------------------------------------------

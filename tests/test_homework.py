@@ -24,6 +24,14 @@ def test_strip_solutions_keeps_indentation():
     assert "    raise NotImplementedError  # your code here" in stripped
 
 
+def test_answer_notes_stay_out_of_the_student_copy(tmp_path):
+    notes = nbformat.v4.new_markdown_cell("**Answer notes.** The loss falls.", metadata={"tags": ["solution"]})
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("**Exercise 4.** Explore."), notes])
+    nbformat.write(nb, tmp_path / "10_demo.ipynb")
+    student = nbformat.read(homework.student_copy(tmp_path / "10_demo.ipynb", tmp_path / "homework"), as_version=4)
+    assert [cell.source for cell in student.cells] == ["**Exercise 4.** Explore."]
+
+
 def test_student_copy_runs_and_its_check_explains(tmp_path):
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(SOLVED)])
     source = tmp_path / "01_demo.ipynb"

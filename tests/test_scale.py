@@ -8,6 +8,8 @@ from tokenizers import Tokenizer, models as tok_models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
 from course_lib import costs, generation, models, results, scaling
+from course_lib.exercises import CheckFailed
+from course_lib.exercises import scale as checks
 
 
 # --- fits ---------------------------------------------------------------------------------------
@@ -125,7 +127,8 @@ def test_a_tiny_run_learns_and_records_its_cost(tmp_path):
     ids = [t for _ in range(600) for t in tokenizer(sentences[rng.integers(4)] + " <eos>")["input_ids"]]
     size = scaling.BLOCK_SIZE
     blocks = [{"input_ids": ids[i:i + size]} for i in range(0, len(ids) - size + 1, size)]
-    row = scaling.train(32, 12, tokenizer, blocks[:-2], blocks[-2:], eval_every=6)
+    row, model = scaling.train(32, 12, tokenizer, blocks[:-2], blocks[-2:], eval_every=6)
+    assert row["params"] == models.count_parameters(model)
     assert row["steps"] == 12 and row["tokens"] == 12 * scaling.BATCH_SIZE * size
     assert [step for step, _ in row["curve"]] == [6, 12]
     assert row["curve"][-1][1] < math.log(len(tokenizer))  # better than a uniform guess
@@ -134,3 +137,34 @@ def test_a_tiny_run_learns_and_records_its_cost(tmp_path):
     results.append_result(path, row)
     results.append_result(path, row)
     assert results.read_results(path) == [row, row]
+
+
+# --- the graded exercises of notebook 10 --------------------------------------------------------
+
+def test_power_law_check_accepts_the_fit_and_explains_mistakes():
+    checks.check_power_law_fit(lambda n, loss: (scaling.fit_power_law(n, loss).exponent, scaling.fit_power_law(n, loss).r2))
+    with pytest.raises(CheckFailed, match="minus the slope"):
+        checks.check_power_law_fit(lambda n, loss: (-scaling.fit_power_law(n, loss).exponent, 1.0))
+    with pytest.raises(CheckFailed, match="log"):
+        checks.check_power_law_fit(lambda n, loss: (float(-np.polyfit(n, loss, 1)[0]), 1.0))
+    with pytest.raises(CheckFailed, match="R²"):
+        checks.check_power_law_fit(lambda n, loss: (scaling.fit_power_law(n, loss).exponent, 1.0))
+
+
+def test_co2_check_names_the_unit_mistake():
+    checks.check_run_co2(lambda w, s, i: w * s / 3.6e6 * i)
+    for wrong, hint in [(lambda w, s, i: w * s * i, "3.6 million joules"),
+                        (lambda w, s, i: w * s / 3600 * i, "another 1,000"),
+                        (lambda w, s, i: 1000 * w * s / 3.6e6 * i, "not grams")]:
+        with pytest.raises(CheckFailed, match=hint):
+            checks.check_run_co2(wrong)
+
+
+def test_break_even_check_explains_the_two_usual_mistakes():
+    checks.check_break_even(costs.break_even_tasks)
+    with pytest.raises(CheckFailed, match="alternative"):
+        checks.check_break_even(lambda p, f, s: p / f)
+    with pytest.raises(CheckFailed, match="scratch - fine-tune"):
+        checks.check_break_even(lambda p, f, s: p / s)
+    with pytest.raises(CheckFailed, match="None"):
+        checks.check_break_even(lambda p, f, s: p / (s - f) if s != f else float("inf"))
