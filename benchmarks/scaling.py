@@ -18,6 +18,7 @@ from course_lib import results, scaling
 RESULTS = Path(__file__).with_name("scaling.jsonl")
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+parser.add_argument("--grids", nargs="+", default=list(scaling.GRIDS), choices=list(scaling.GRIDS))
 parser.add_argument("--shard", default="0/1", help="i/n: run every n-th job starting at i")
 parser.add_argument("--threads", type=int, default=2, help="CPU threads (1 per process when running two shards)")
 parser.add_argument("--eval-every", type=int, default=100, help="steps between validation losses (the curves)")
@@ -29,7 +30,7 @@ course_lib.setup(threads=args.threads)
 if not args.report:
     tokenizer, train_blocks, eval_blocks = scaling.tokenizer_and_blocks()
     done = {(r["grid"], r["width"]) for r in results.read_results(args.results)}
-    grid = [(g, w) for g, widths in scaling.GRIDS.items() for w in reversed(widths)]  # shards alternate sizes
+    grid = [(g, w) for g in args.grids for w in reversed(scaling.GRIDS[g])]  # shards alternate sizes
     shard, shards = map(int, args.shard.split("/"))
     for g, width in [job for job in grid[shard::shards] if job not in done]:
         model = scaling.build(width, tokenizer)
@@ -56,14 +57,16 @@ if len(fitted) < len(scaling.WIDTHS):
 law = scaling.fit_power_law([r["params_non_embedding"] for r in fitted], [r["loss"] for r in fitted])
 compute = by_grid["compute"]
 if len(compute) >= 3:
-    best = scaling.best_size([r["params_non_embedding"] for r in compute], [r["loss"] for r in compute])
+    lowest = min(compute, key=lambda r: r["loss"])
+    best = scaling.best_size([r["params"] for r in compute], [r["loss"] for r in compute])
+    print(f"\nfixed compute: lowest loss at width {lowest['width']}, {lowest['tokens'] / lowest['params']:.1f} "
+          f"tokens per parameter (embeddings included; Hoffmann et al. 2022: about "
+          f"{scaling.CHINCHILLA_TOKENS_PER_PARAMETER})")
     if best is None:
-        print("\nfixed compute: the loss has no minimum inside the sizes tried")
+        print("fixed compute: the loss has no minimum inside the sizes tried")
     else:
-        tokens = scaling.COMPUTE_BUDGET / (6 * best)
-        print(f"\nfixed compute: the best size is N ≈ {best:,.0f} non-embedding parameters, "
-              f"≈ {tokens / best:.0f} tokens per parameter at 6·N·D (Hoffmann et al. 2022: about "
-              f"{scaling.CHINCHILLA_TOKENS_PER_PARAMETER})")
+        print(f"parabola through the lowest points: best size ≈ {best:,.0f} parameters, "
+              f"≈ {scaling.COMPUTE_BUDGET / (6 * best * best):.0f} tokens per parameter at C = 6·N·D")
 frontier = scaling.frontier(by_grid["tokens"])
 compute_law = scaling.fit_power_law(*zip(*frontier))
 print(f"loss against compute along the frontier: loss ∝ C^-{compute_law.exponent:.3f}, R² = {compute_law.r2:.2f} "

@@ -129,18 +129,23 @@ def fit_power_law(x, y) -> PowerLaw:
     return PowerLaw(coefficient=math.exp(intercept), exponent=-slope, r2=float(r2))
 
 
-def best_size(params, losses) -> float | None:
+def best_size(params, losses, neighbours: int = 2) -> float | None:
     """The loss-minimising size at a fixed compute budget: a parabola's vertex in log N.
 
-    Hoffmann et al. (2022, approach 2) fit parabolas to such "IsoFLOP" curves. None when the
-    curve has no minimum inside the sizes tried (then a larger or smaller grid is needed).
+    Hoffmann et al. (2022, approach 2) fit parabolas to such "IsoFLOP" curves. A parabola only
+    describes the curve near its minimum (far from it, the loss of starved large models climbs
+    much faster), so it is fitted to the lowest point and up to ``neighbours`` sizes on each side.
+    None when the lowest point is the smallest or largest size tried: then the minimum lies
+    outside the grid.
     """
-    log_n = np.log(np.asarray(params, dtype=float))
-    a, b, _ = np.polyfit(log_n, np.asarray(losses, dtype=float), 2)
-    if a <= 0:
+    order = np.argsort(params)
+    log_n, losses = np.log(np.asarray(params, dtype=float)[order]), np.asarray(losses, dtype=float)[order]
+    lowest = int(losses.argmin())
+    if lowest in (0, len(losses) - 1):
         return None
-    vertex = -b / (2 * a)
-    return math.exp(vertex) if log_n.min() < vertex < log_n.max() else None
+    window = slice(max(0, lowest - neighbours), lowest + neighbours + 1)
+    a, b, _ = np.polyfit(log_n[window], losses[window], 2)
+    return math.exp(-b / (2 * a))
 
 
 def frontier(rows: list) -> list:

@@ -39,12 +39,20 @@ def test_best_size_is_the_parabola_vertex_in_log_n():
     n = np.array([1e4, 3e4, 1e5, 3e5, 1e6])
     losses = (np.log(n) - np.log(6e4)) ** 2 + 4.0
     assert scaling.best_size(n, losses) == pytest.approx(6e4, rel=1e-6)
+    assert scaling.best_size(n[::-1], losses[::-1]) == pytest.approx(6e4, rel=1e-6)  # any order
 
 
-def test_best_size_is_none_without_an_inner_minimum():
+def test_best_size_fits_only_the_points_near_the_minimum():
+    n = np.geomspace(1e4, 1e7, 9)
+    losses = (np.log(n) - np.log(3e4)) ** 2 + 4.0
+    losses[-3:] += [5.0, 20.0, 80.0]  # starved large models: far off any parabola
+    assert scaling.best_size(n, losses) == pytest.approx(3e4, rel=1e-6)
+
+
+def test_best_size_is_none_when_the_minimum_is_at_an_end_of_the_grid():
     n = np.array([1e4, 3e4, 1e5, 3e5, 1e6])
-    assert scaling.best_size(n, 5.0 - 0.1 * np.log(n)) is None               # still falling: no curvature
-    assert scaling.best_size(n, (np.log(n) - np.log(1e7)) ** 2) is None      # minimum beyond the largest size
+    assert scaling.best_size(n, 5.0 - 0.1 * np.log(n)) is None               # still falling at the largest
+    assert scaling.best_size(n, 5.0 + 0.1 * np.log(n)) is None               # still rising from the smallest
 
 
 def test_frontier_keeps_only_points_better_than_everything_cheaper():
