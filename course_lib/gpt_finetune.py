@@ -203,10 +203,10 @@ class Arm:
 
 
 ARMS = {arm.name: arm for arm in (
-    Arm("course GPT, GPT-1 recipe (λ=0.5)", "pretrained", AUX_LM_WEIGHT),
-    Arm("course GPT, no auxiliary LM (λ=0)", "pretrained", 0.0),
-    Arm("random weights (λ=0)", "scratch", 0.0),
-    Arm("random weights + auxiliary LM (λ=0.5)", "scratch", AUX_LM_WEIGHT),
+    Arm("course GPT, λ=0.5 (GPT-1)", "pretrained", AUX_LM_WEIGHT),
+    Arm("course GPT, λ=0", "pretrained", 0.0),
+    Arm("random weights, λ=0", "scratch", 0.0),
+    Arm("random weights, λ=0.5", "scratch", AUX_LM_WEIGHT),
 )}
 LR = 1e-3  # the course GPT's fine-tuning rate, the course BERT's too (notebook 07)
 BUDGETS = (100, 500, 2000)

@@ -165,8 +165,8 @@ def test_finetuning_learns_a_separable_toy_task(checkpoint):
 
 def test_run_gives_one_result_row(checkpoint):
     sst2 = {"train": toy_split(40), "dev": toy_split(10, seed=1)}
-    row = gf.run("random weights (λ=0)", sst2, 20, seed=0, checkpoint=checkpoint, max_steps=2)
-    assert row["arm"] == "random weights (λ=0)" and row["labels"] == 20 and row["steps"] == 2
+    row = gf.run("random weights, λ=0", sst2, 20, seed=0, checkpoint=checkpoint, max_steps=2)
+    assert row["arm"] == "random weights, λ=0" and row["labels"] == 20 and row["steps"] == 2
     assert 0 <= row["dev"] <= 1 and row["dev_lm_loss"] > 0
     with pytest.raises(Exception, match="unknown arm"):
         gf.run("no such arm", sst2, 20, checkpoint=checkpoint)

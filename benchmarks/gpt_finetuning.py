@@ -1,0 +1,85 @@
+"""GPT fine-tuning and prompting on SST-2: the course GPT under GPT-1's recipe against random weights, and k-shot prompts.
+
+Two grids, one results file (``kind`` tells the rows apart), each run appended as it finishes
+(interrupt and rerun to go on; ``--shard 0/2`` and ``--shard 1/2`` split the work between two processes):
+- ``finetune``: every arm of ``course_lib.gpt_finetune.ARMS`` x label budget x seed, on the same
+  class-balanced draws as benchmarks/label_budget.py, scored on the 872 SST-2 dev sentences;
+- ``prompt``: k demonstrations (k in 0, 1, 4, 8) x seed x template, no training, the same dev sentences.
+Then it prints both tables.
+
+    COURSE_DATA_DIR=../shared/data python benchmarks/gpt_finetuning.py --threads 1
+    COURSE_DATA_DIR=../shared/data python benchmarks/gpt_finetuning.py --report
+"""
+import argparse
+import statistics
+from pathlib import Path
+
+import course_lib
+from course_lib import data, gpt_finetune as gf, label_budget as lb
+from course_lib.results import append_result, read_results
+
+RESULTS = Path(__file__).with_name("gpt_finetuning.jsonl")
+# name -> (template, label words): LM-BFF's SST-2 prompt (Gao et al. 2021), and GPT-1's own zero-shot
+# heuristic (Radford et al. 2018, section 5: append "very", compare "positive" with "negative").
+TEMPLATES = {"it was terrible/great": (gf.TEMPLATE, gf.LABEL_WORDS),
+             "very negative/positive": ("{text} very", (" negative", " positive"))}
+
+parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+parser.add_argument("--budgets", type=int, nargs="+", default=[*gf.BUDGETS, 5000])
+parser.add_argument("--arms", nargs="+", default=list(gf.ARMS), help="arm names (quote them)")
+parser.add_argument("--shots", type=int, nargs="+", default=list(gf.SHOTS))
+parser.add_argument("--seeds", type=int, default=3)
+parser.add_argument("--shard", default="0/1", help="i/n: run every n-th job starting at i")
+parser.add_argument("--threads", type=int, default=1, help="CPU threads (a 1M-parameter model gains little from more)")
+parser.add_argument("--report", action="store_true", help="print the tables from the results file; run nothing")
+parser.add_argument("--results", type=Path, default=RESULTS)
+args = parser.parse_args()
+
+
+def job_key(row: dict) -> tuple:
+    return (row["kind"], row.get("arm") or row.get("template"), row.get("labels", row.get("k")), row["seed"])
+
+
+course_lib.setup(threads=args.threads)
+if not args.report:
+    sst2 = data.load("sst2")
+    done = {job_key(r) for r in read_results(args.results)}
+    grid = [("prompt", t, k, seed) for t in TEMPLATES for k in args.shots for seed in range(args.seeds if k else 1)]
+    grid += [("finetune", arm, n, seed) for seed in range(args.seeds) for n in args.budgets for arm in args.arms]
+    shard, shards = map(int, args.shard.split("/"))
+    model = tokenizer = None
+    for kind, name, n, seed in [job for job in grid[shard::shards] if job not in done]:
+        if kind == "prompt":
+            if model is None:
+                model, tokenizer, separator = gf.prompt_model("course")
+            template, words = TEMPLATES[name]
+            row = {"kind": kind, "template": name, **gf.k_shot(model, tokenizer, sst2["train"], sst2["dev"], n, seed,
+                                                               separator, template, words)}
+            print(f"{name:<24} k={n} seed {seed}: {100 * row['accuracy']:.1f}% (calibrated "
+                  f"{100 * row['calibrated']:.1f}%), {row['demos_used']:.1f} demonstrations fitted", flush=True)
+        else:
+            row = {"kind": kind, **gf.run(name, sst2, n, seed)}
+            print(f"{name:<40} {n:>6} labels seed {seed}: dev {100 * row['dev']:.1f}%, LM loss "
+                  f"{row['dev_lm_loss']:.2f} ({row['seconds']:.0f} s)", flush=True)
+        append_result(args.results, row)
+
+rows = read_results(args.results)
+finetuned = [r for r in rows if r["kind"] == "finetune"]
+print("\nSST-2 dev accuracy (%), fine-tuned, mean ± standard deviation over seeds")
+print(lb.table(lb.summarise(finetuned)))
+print("\nheld-out LM loss (nats per token of the dev sentences) after fine-tuning, mean over seeds")
+for arm in gf.ARMS:
+    by_n = {r["labels"]: [] for r in finetuned if r["arm"] == arm}
+    for r in finetuned:
+        if r["arm"] == arm:
+            by_n[r["labels"]].append(r["dev_lm_loss"])
+    print(f"{arm:<40}" + "".join(f"{n:>8,}: {statistics.mean(v):.2f}" for n, v in sorted(by_n.items())))
+print("\nSST-2 dev accuracy (%), prompted (no training): raw / calibrated, mean over seeds; demonstrations fitted")
+for name in TEMPLATES:
+    for k in args.shots:
+        got = [r for r in rows if r["kind"] == "prompt" and r["template"] == name and r["k"] == k]
+        if got:
+            mean = lambda key: statistics.mean(r[key] for r in got)
+            print(f"{name:<24} k={k}: {100 * mean('accuracy'):5.1f} / {100 * mean('calibrated'):5.1f}  "
+                  f"(min {100 * min(r['accuracy'] for r in got):.1f}, max {100 * max(r['accuracy'] for r in got):.1f}; "
+                  f"predicted positive {100 * mean('positive_share'):.0f}%; {mean('demos_used'):.1f} of {k} fitted)")
