@@ -7,7 +7,8 @@ Two grids, one results file (``kind`` tells the rows apart), each run appended a
 - ``prompt``: k demonstrations (k in 0, 1, 4, 8) x seed x template, no training, the same dev sentences.
 Then it prints both tables.
 
-    COURSE_DATA_DIR=../shared/data python benchmarks/gpt_finetuning.py --threads 1
+    COURSE_DATA_DIR=../shared/data python benchmarks/gpt_finetuning.py --shard 0/2 &
+    COURSE_DATA_DIR=../shared/data python benchmarks/gpt_finetuning.py --shard 1/2
     COURSE_DATA_DIR=../shared/data python benchmarks/gpt_finetuning.py --report
 """
 import argparse
@@ -25,7 +26,7 @@ TEMPLATES = {"it was terrible/great": (gf.TEMPLATE, gf.LABEL_WORDS),
              "very negative/positive": ("{text} very", (" negative", " positive"))}
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-parser.add_argument("--budgets", type=int, nargs="+", default=[*gf.BUDGETS, 5000])
+parser.add_argument("--budgets", type=int, nargs="+", default=list(gf.BUDGETS), help="e.g. 100 500 2000 5000")
 parser.add_argument("--arms", nargs="+", default=list(gf.ARMS), help="arm names (quote them)")
 parser.add_argument("--shots", type=int, nargs="+", default=list(gf.SHOTS))
 parser.add_argument("--seeds", type=int, default=3)
