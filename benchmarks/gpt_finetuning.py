@@ -16,8 +16,7 @@ import statistics
 from pathlib import Path
 
 import course_lib
-from course_lib import data, gpt_finetune as gf, label_budget as lb
-from course_lib.results import append_result, read_results
+from course_lib import data, gpt_finetune as gf, label_budget as lb, results
 
 RESULTS = Path(__file__).with_name("gpt_finetuning.jsonl")
 # name -> (template, label words): LM-BFF's SST-2 prompt (Gao et al. 2021), and GPT-1's own zero-shot
@@ -30,10 +29,7 @@ parser.add_argument("--budgets", type=int, nargs="+", default=list(gf.BUDGETS), 
 parser.add_argument("--arms", nargs="+", default=list(gf.ARMS), help="arm names (quote them)")
 parser.add_argument("--shots", type=int, nargs="+", default=list(gf.SHOTS))
 parser.add_argument("--seeds", type=int, default=3)
-parser.add_argument("--shard", default="0/1", help="i/n: run every n-th job starting at i")
-parser.add_argument("--threads", type=int, default=1, help="CPU threads (a 1M-parameter model gains little from more)")
-parser.add_argument("--report", action="store_true", help="print the tables from the results file; run nothing")
-parser.add_argument("--results", type=Path, default=RESULTS)
+results.add_benchmark_options(parser, RESULTS, threads=1)  # a 1M-parameter model gains little from more
 args = parser.parse_args()
 
 
@@ -44,12 +40,11 @@ def job_key(row: dict) -> tuple:
 course_lib.setup(threads=args.threads)
 if not args.report:
     sst2 = data.load("sst2")
-    done = {job_key(r) for r in read_results(args.results)}
+    done = {job_key(r) for r in results.read_results(args.results)}
     grid = [("prompt", t, k, seed) for t in TEMPLATES for k in args.shots for seed in range(args.seeds if k else 1)]
     grid += [("finetune", arm, n, seed) for seed in range(args.seeds) for n in args.budgets for arm in args.arms]
-    shard, shards = map(int, args.shard.split("/"))
     model = tokenizer = None
-    for kind, name, n, seed in [job for job in grid[shard::shards] if job not in done]:
+    for kind, name, n, seed in results.my_jobs(grid, args.shard, done):
         if kind == "prompt":
             if model is None:
                 model, tokenizer, separator = gf.prompt_model("course")
@@ -62,9 +57,9 @@ if not args.report:
             row = {"kind": kind, **gf.run(name, sst2, n, seed)}
             print(f"{name:<40} {n:>6} labels seed {seed}: dev {100 * row['dev']:.1f}%, LM loss "
                   f"{row['dev_lm_loss']:.2f} ({row['seconds']:.0f} s)", flush=True)
-        append_result(args.results, row)
+        results.append_result(args.results, row)
 
-rows = read_results(args.results)
+rows = results.read_results(args.results)
 finetuned = [r for r in rows if r["kind"] == "finetune"]
 print("\nSST-2 dev accuracy (%), fine-tuned, mean ± standard deviation over seeds")
 print(lb.table(lb.summarise(finetuned)))

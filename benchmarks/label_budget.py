@@ -21,10 +21,7 @@ parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--budgets", type=int, nargs="+", default=list(lb.BUDGETS))
 parser.add_argument("--arms", nargs="+", default=[*lb.ARMS, lb.TFIDF], help="arm names (quote them)")
 parser.add_argument("--seeds", type=int, default=3)
-parser.add_argument("--shard", default="0/1", help="i/n: run every n-th job starting at i")
-parser.add_argument("--threads", type=int, default=2, help="CPU threads (1 per process when running two shards)")
-parser.add_argument("--report", action="store_true", help="print the table from the results file; run nothing")
-parser.add_argument("--results", type=Path, default=RESULTS)
+results.add_benchmark_options(parser, RESULTS)
 args = parser.parse_args()
 
 course_lib.setup(threads=args.threads)
@@ -33,8 +30,7 @@ if not args.report:
     sst2 = data.load("sst2")
     done = {(r["arm"], r["labels"], r["seed"]) for r in results.read_results(args.results)}
     grid = [(arm, n, seed) for seed in range(args.seeds) for arm in args.arms for n in args.budgets]
-    shard, shards = map(int, args.shard.split("/"))  # shards split the whole grid: they may start at different times
-    for arm, n, seed in [job for job in grid[shard::shards] if job not in done]:
+    for arm, n, seed in results.my_jobs(grid, args.shard, done):
         row = lb.run(arm, sst2, n, seed, with_test=n == largest)
         results.append_result(args.results, row)
         print(f"{arm:<30} {n:>6} labels seed {seed}: dev {100 * row['dev']:.1f}% ({row['seconds']:.0f} s)", flush=True)

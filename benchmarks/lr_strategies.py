@@ -25,10 +25,7 @@ parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--labels", type=int, default=500)
 parser.add_argument("--seeds", type=int, default=3, help="seeds for the strategies")
 parser.add_argument("--sweep-seeds", type=int, default=1)
-parser.add_argument("--shard", default="0/1", help="i/n: run every n-th job starting at i")
-parser.add_argument("--threads", type=int, default=2)
-parser.add_argument("--report", action="store_true", help="print the tables from the results file; run nothing")
-parser.add_argument("--results", type=Path, default=RESULTS)
+results.add_benchmark_options(parser, RESULTS)
 args = parser.parse_args()
 
 
@@ -42,9 +39,7 @@ if not args.report:
     done = {key(r) for r in results.read_results(args.results) if r["labels"] == args.labels}
     wanted = [(*run, seed) for seed in range(args.seeds) for run in strategies.COMPARED]
     wanted += [(*run, seed) for seed in range(args.sweep_seeds) for run in strategies.SWEPT]
-    shard, shards = map(int, args.shard.split("/"))  # shards split the whole grid: they may start at different times
-    jobs = [job for job in list(dict.fromkeys(wanted))[shard::shards] if job not in done]
-    for strategy, start, lr, seed in jobs:
+    for strategy, start, lr, seed in results.my_jobs(wanted, args.shard, done):
         train = sst2["train"].take(args.labels, seed=seed)
         row = strategies.run_strategy(strategy, MINILM, start, train, sst2["dev"], lr, seed)
         results.append_result(args.results, row)

@@ -19,11 +19,8 @@ RESULTS = Path(__file__).with_name("scaling.jsonl")
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--grids", nargs="+", default=list(scaling.GRIDS), choices=list(scaling.GRIDS))
-parser.add_argument("--shard", default="0/1", help="i/n: run every n-th job starting at i")
-parser.add_argument("--threads", type=int, default=2, help="CPU threads (1 per process when running two shards)")
 parser.add_argument("--eval-every", type=int, default=100, help="steps between validation losses (the curves)")
-parser.add_argument("--report", action="store_true", help="print the tables from the results file; run nothing")
-parser.add_argument("--results", type=Path, default=RESULTS)
+results.add_benchmark_options(parser, RESULTS)
 args = parser.parse_args()
 
 course_lib.setup(threads=args.threads)
@@ -31,8 +28,7 @@ if not args.report:
     tokenizer, train_blocks, eval_blocks = scaling.tokenizer_and_blocks()
     done = {(r["grid"], r["width"]) for r in results.read_results(args.results)}
     grid = [(g, w) for g in args.grids for w in reversed(scaling.GRIDS[g])]  # shards alternate sizes
-    shard, shards = map(int, args.shard.split("/"))
-    for g, width in [job for job in grid[shard::shards] if job not in done]:
+    for g, width in results.my_jobs(grid, args.shard, done):
         model = scaling.build(width, tokenizer)
         n_steps = scaling.steps(g, model, train_blocks)
         row, _ = scaling.train(width, n_steps, tokenizer, train_blocks, eval_blocks,

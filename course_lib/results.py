@@ -6,6 +6,8 @@ skipping the runs the file already holds.
 import json
 from pathlib import Path
 
+from .errors import ConfigError
+
 
 def read_results(path) -> list:
     """The rows of a results file (none if it does not exist yet)."""
@@ -16,3 +18,26 @@ def read_results(path) -> list:
 def append_result(path, row: dict) -> None:
     with open(path, "a") as f:
         f.write(json.dumps(row) + "\n")
+
+
+def add_benchmark_options(parser, results_path, threads: int = 2) -> None:
+    """The options every resumable benchmark shares: which share of the grid, threads, report only, results file."""
+    parser.add_argument("--shard", default="0/1", help="i/n: run every n-th job of the grid, starting at the i-th")
+    parser.add_argument("--threads", type=int, default=threads, help="CPU threads (1 per process when running shards)")
+    parser.add_argument("--report", action="store_true", help="print the tables from the results file; run nothing")
+    parser.add_argument("--results", type=Path, default=results_path)
+
+
+def my_jobs(grid: list, shard: str, done) -> list:
+    """This process's share of ``grid`` ("i/n": every n-th job from the i-th), less the jobs already done.
+
+    Shards split the whole grid, not what is left of it, so processes started at different times
+    never run the same job.
+    """
+    try:
+        i, n = map(int, shard.split("/"))
+    except ValueError:
+        raise ConfigError(f"--shard must look like 0/2, not {shard!r}") from None
+    if not 0 <= i < n:
+        raise ConfigError(f"--shard {shard}: the first number must be from 0 to {n - 1}")
+    return [job for job in list(dict.fromkeys(grid))[i::n] if job not in done]

@@ -24,17 +24,9 @@ def toy_split(n: int, seed: int = 0) -> Split:
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
+def checkpoint(pretrain_tiny):
     """A tiny pretrained course BERT (ModernBERT block) saved like the real one."""
-    root = tmp_path_factory.mktemp("bert")
-    runtime.seed_everything(0)
-    pretraining.CORPORA["toy07"] = lambda: TOY
-    try:
-        pretraining.pretrain("bert", "tiny", root / "bert", max_steps=3, corpus="toy07", vocab_size=60,
-                             block_size=16, batch_size=4, progress=False)
-    finally:
-        del pretraining.CORPORA["toy07"]
-    return root / "bert"
+    return pretrain_tiny("bert", TOY, vocab_size=60, block_size=16)
 
 
 def rows_for(curves: dict) -> list:

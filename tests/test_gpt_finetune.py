@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from transformers import AutoModelForCausalLM, AutoTokenizer, GPT2ForSequenceClassification
 
-from course_lib import gpt_finetune as gf, pretraining, runtime
+from course_lib import gpt_finetune as gf, runtime
 from course_lib.data import Split
 from course_lib.exercises import CheckFailed
 from course_lib.exercises import gpt as checks
@@ -35,17 +35,9 @@ def one_thread():
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
+def checkpoint(pretrain_tiny):
     """A tiny pretrained course GPT, saved like the real one (block size 32: a small window)."""
-    root = tmp_path_factory.mktemp("gpt")
-    runtime.seed_everything(0)
-    pretraining.CORPORA["toy08"] = lambda: TOY
-    try:
-        pretraining.pretrain("gpt", "tiny", root / "gpt", max_steps=3, corpus="toy08", vocab_size=300,
-                             block_size=32, batch_size=4, progress=False)
-    finally:
-        del pretraining.CORPORA["toy08"]
-    return root / "gpt"
+    return pretrain_tiny("gpt", TOY, vocab_size=300, block_size=32)
 
 
 @pytest.fixture()

@@ -8,6 +8,7 @@ from tokenizers import Tokenizer, models as tok_models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
 from course_lib import costs, generation, models, results, scaling
+from course_lib.errors import ConfigError
 from course_lib.exercises import CheckFailed
 from course_lib.exercises import scale as checks
 
@@ -176,3 +177,12 @@ def test_break_even_check_explains_the_two_usual_mistakes():
         checks.check_break_even(lambda p, f, s: p / s)
     with pytest.raises(CheckFailed, match="None"):
         checks.check_break_even(lambda p, f, s: p / (s - f) if s != f else float("inf"))
+
+
+def test_benchmark_shards_split_the_whole_grid_and_skip_what_is_done():
+    grid = [("a", 1), ("a", 2), ("b", 1), ("b", 2), ("a", 1)]  # a repeated job runs once
+    assert results.my_jobs(grid, "0/2", done=set()) == [("a", 1), ("b", 1)]
+    assert results.my_jobs(grid, "1/2", done={("a", 2)}) == [("b", 2)]
+    for wrong in ("2/2", "1", "a/b"):
+        with pytest.raises(ConfigError, match="shard"):
+            results.my_jobs(grid, wrong, done=set())
