@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from transformers import AutoTokenizer
 
 from . import models, pretraining
 from .costs import flops_profile
@@ -42,7 +43,6 @@ def shape(width: int) -> dict:
 
 def tokenizer_and_blocks() -> tuple:
     """(tokenizer, train blocks, validation blocks): the course GPT's tokenizer over SST-2's sentences."""
-    from transformers import AutoTokenizer
     tokenizer = AutoTokenizer.from_pretrained(pretraining.course_checkpoint("gpt"))
     return (tokenizer, *pretraining.corpus_blocks(tokenizer, "sst2", BLOCK_SIZE))
 
