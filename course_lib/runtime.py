@@ -3,6 +3,7 @@
 A notebook calls ``course_lib.setup()`` once at the top. Its outputs then depend only on
 the code, the pinned library versions and the seed, which is what lets CI compare them.
 """
+import importlib.metadata
 import logging
 import os
 import random
@@ -15,6 +16,7 @@ import torch
 PROFILE_ENV = "COURSE_PROFILE"
 CACHE_ENV = "COURSE_CACHE_DIR"
 PROFILES = ("cpu", "gpu")
+HANGUL_FONT = ("koreanize-matplotlib", "koreanize_matplotlib/fonts/NanumGothic.ttf")  # (package, file in it)
 
 
 def seed_everything(seed: int = 0) -> None:
@@ -42,6 +44,7 @@ def setup(seed: int = 0, threads: int = 2, deterministic: bool = True) -> str:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # read when CUDA starts
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     quiet_libraries()
+    hangul_in_plots()
     return profile()
 
 
@@ -58,6 +61,24 @@ def quiet_libraries() -> None:
     datasets.logging.set_verbosity_error()
     datasets.disable_progress_bars()
     logging.getLogger("gensim").setLevel(logging.ERROR)
+
+
+def hangul_in_plots() -> None:
+    """Let every plot draw Hangul: NanumGothic (shipped by a PyPI package) after the default font.
+
+    matplotlib takes each character from the first font in ``font.family`` that has it, so English
+    text keeps the default sans-serif (DejaVu Sans) exactly as before, and only characters it lacks,
+    such as Hangul, come from NanumGothic. The font file is found through the package's metadata:
+    importing ``koreanize_matplotlib`` would make NanumGothic the font of every text instead.
+    """
+    import matplotlib
+    from matplotlib import font_manager
+
+    package, name = HANGUL_FONT
+    path = importlib.metadata.distribution(package).locate_file(name)
+    font_manager.fontManager.addfont(str(path))
+    family = font_manager.FontProperties(fname=str(path)).get_name()
+    matplotlib.rcParams["font.family"] = ["sans-serif", family]
 
 
 def profile() -> str:
