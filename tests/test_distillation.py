@@ -1,12 +1,11 @@
-"""The distillation and replaced-token-detection losses, checked against their definitions."""
-import math
-
+"""Distillation: the loss against its definition, the student wrapper, the saved teacher."""
 import pytest
 import torch
 import torch.nn.functional as F
 
-from course_lib import distillation
-from course_lib.trainer import IGNORE
+from course_lib import distillation, finetune
+from course_lib.errors import DataError
+from course_lib.trainer import TrainConfig
 
 
 def test_distillation_loss_is_zero_when_the_student_matches_the_teacher():
@@ -31,21 +30,43 @@ def test_distillation_loss_mixes_in_the_labels_with_alpha():
         distillation.distillation_loss(student, teacher, temperature=0)
 
 
-def test_replace_tokens_fills_only_masked_positions_and_marks_real_replacements():
-    input_ids = torch.tensor([[5, 1, 7, 1]])           # 1 = [MASK]
-    mlm_labels = torch.tensor([[IGNORE, 3, IGNORE, 4]])  # originals 3 and 4 were masked
-    logits = torch.full((1, 4, 10), -1e9)
-    logits[0, 1, 3] = 0.0                               # the generator is sure: position 1 -> 3 (the original)
-    logits[0, 3, 9] = 0.0                               # position 3 -> 9 (a replacement)
-    corrupted, replaced = distillation.replace_tokens(input_ids, mlm_labels, logits)
-    assert corrupted.tolist() == [[5, 3, 7, 9]]
-    assert replaced.tolist() == [[0.0, 0.0, 0.0, 1.0]]  # a sampled original counts as original
+TEXTS = ["a delight from start to finish", "dull", "i loved every minute of this warm and funny story", "thin plot",
+         "wooden acting and a thin plot in a film that never once comes alive", "warm", "a mess", "funny"] * 4
 
 
-def test_replaced_token_detection_loss_ignores_padding():
-    logits = torch.tensor([[2.0, -2.0, 50.0]])
-    replaced = torch.tensor([[1.0, 0.0, 0.0]])
-    mask = torch.tensor([[1, 1, 0]])                     # the confident wrong answer sits on padding
-    want = -(math.log(torch.sigmoid(torch.tensor(2.0)).item()) + math.log(torch.sigmoid(torch.tensor(2.0)).item())) / 2
-    assert distillation.replaced_token_detection_loss(logits, replaced, mask).item() == pytest.approx(want, rel=1e-5)
-    assert distillation.replaced_token_detection_loss(logits, replaced).item() > 10  # without the mask it counts
+@pytest.fixture(scope="module")
+def student(pretrain_tiny):
+    path = pretrain_tiny("bert", TEXTS, vocab_size=120, block_size=16)
+    return finetune.load_classifier(path)
+
+
+def test_logits_come_back_in_the_order_of_the_texts(student):
+    model, tokenizer = student
+    batched = finetune.logits(model, tokenizer, TEXTS[:8], batch_size=3)  # batches sorted by length inside
+    one_by_one = torch.cat([finetune.logits(model, tokenizer, [t]) for t in TEXTS[:8]])
+    assert torch.allclose(batched, one_by_one, atol=1e-5)
+    assert finetune.predict(model, tokenizer, TEXTS[:8], batch_size=3) == one_by_one.argmax(-1).tolist()
+
+
+def test_the_student_learns_to_agree_with_its_teacher(student):
+    model, tokenizer = student
+    teacher = torch.tensor([[2.0, -2.0] if len(t) < 20 else [-2.0, 2.0] for t in TEXTS])  # "short is negative"
+    before = distillation.distillation_loss(finetune.logits(model, tokenizer, TEXTS), teacher).item()
+    config = TrainConfig(max_steps=40, batch_size=8, lr=3e-3, seed=0, progress=False)
+    trainer = distillation.distill(model, tokenizer, TEXTS, teacher, config)
+    after = distillation.distillation_loss(finetune.logits(model, tokenizer, TEXTS), teacher).item()
+    assert after < before / 2
+    assert finetune.predict(model, tokenizer, TEXTS) == teacher.argmax(-1).tolist()
+    assert trainer.cost.flops > 0
+
+
+def test_a_saved_teacher_is_checked_against_the_sentences(tmp_path):
+    texts = ["good", "bad", "fine"]
+    path = tmp_path / "teacher.safetensors"
+    with pytest.raises(DataError, match="benchmarks/distillation.py"):
+        distillation.load_teacher(path, texts)
+    distillation.save_teacher(path, torch.randn(3, 2), torch.randn(2, 2), texts, {"labels": 3, "dev_accuracy": 0.5})
+    train, dev, info = distillation.load_teacher(path, texts)
+    assert train.shape == (3, 2) and dev.shape == (2, 2) and info == {"labels": 3, "dev_accuracy": 0.5}
+    with pytest.raises(DataError, match="other sentences"):
+        distillation.load_teacher(path, ["good", "bad", "awful"])
