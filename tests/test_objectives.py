@@ -127,3 +127,23 @@ def test_baselines():
     assert O.unigram_loss([5] * 1000, [5] * 10, 10) < 0.01
     # a uniform text gives the uniform loss
     assert O.unigram_loss(list(range(10)) * 10, list(range(10)), 10) == pytest.approx(math.log(10))
+
+
+def test_span_corruption_for_an_encoder_decoder_splits_input_and_target(bpe):
+    sentinels = O.add_sentinels(bpe, 4)
+    rows = examples(bpe, 4)
+    batch = O.SpanCorruptionCollator(bpe, sentinels, seed=0, encoder_decoder=True)(rows)
+    for row, example in enumerate(rows):
+        inputs = [t for t in batch["input_ids"][row].tolist() if t != bpe.pad_token_id]
+        target = [t for t in batch["labels"][row].tolist() if t != O.IGNORE]
+        assert target[-1] == bpe.eos_token_id and target[0] in sentinels  # it ends, so generation can stop
+        spans, current = {}, None
+        for t in target[:-1]:
+            if t in sentinels:
+                current, spans[t] = t, []
+            else:
+                spans[current].append(t)
+        restored = [x for t in inputs for x in (spans[t] if t in sentinels else [t])]
+        assert restored == example["input_ids"]  # the encoder reads the rest, the decoder writes the spans
+    with pytest.raises(ValueError, match="separator_id"):
+        O.SpanCorruptionCollator(bpe, sentinels)
