@@ -61,6 +61,7 @@ def replaced_token_detection_loss(discriminator_logits: torch.Tensor, replaced: 
 class ElectraOutput(ModelOutput):
     loss: torch.Tensor | None = None
     logits: torch.Tensor | None = None      # the discriminator's "replaced?" logit at every position
+    corrupted: torch.Tensor | None = None   # the ids the discriminator read
     replaced: torch.Tensor | None = None    # 1 where the generator's sample differs from the original
     generator_loss: torch.Tensor | None = None
     detection_loss: torch.Tensor | None = None
@@ -102,8 +103,9 @@ class Electra(nn.Module):
             corrupted, replaced = replace_tokens(input_ids, labels, generated.logits)
         logits = self.discriminator(input_ids=corrupted, attention_mask=attention_mask).logits.squeeze(-1)
         detection = replaced_token_detection_loss(logits, replaced, attention_mask)
-        return ElectraOutput(loss=generated.loss + self.rtd_weight * detection, logits=logits, replaced=replaced,
-                             generator_loss=generated.loss.detach(), detection_loss=detection.detach())
+        return ElectraOutput(loss=generated.loss + self.rtd_weight * detection, logits=logits, corrupted=corrupted,
+                             replaced=replaced, generator_loss=generated.loss.detach(),
+                             detection_loss=detection.detach())
 
 
 def build(tokenizer, preset: str = "tiny", generator_layers: int = 1, block_size: int = 64) -> Electra:
@@ -127,7 +129,7 @@ def collator(tokenizer, rate: float = 0.15):
 
 def pretrain(out_dir, max_steps: int, tokenizer_from, embeddings_from=None, preset: str = "tiny",
              generator_layers: int = 1, corpus: str = "sst2", block_size: int = 64, **train_args) -> Trainer:
-    """Pretrain an ELECTRA on ``corpus`` and save its discriminator's encoder in ``out_dir``.
+    """Pretrain an ELECTRA on ``corpus``; save its discriminator's encoder in ``out_dir`` (None: do not save).
 
     ``tokenizer_from``: a course checkpoint whose tokenizer to use, so ELECTRA and the masked LM it
     is compared with read the same tokens. ``embeddings_from``: a checkpoint whose embedding layer
@@ -142,8 +144,9 @@ def pretrain(out_dir, max_steps: int, tokenizer_from, embeddings_from=None, pres
         model.get_input_embeddings().load_state_dict(vectors.state_dict())
     train_blocks, eval_blocks = pretraining.corpus_blocks(tokenizer, corpus, block_size)
     config = TrainConfig(max_steps=max_steps, freeze_embeddings=embeddings_from is not None, **train_args)
+    run = {"arch": "electra", "corpus": corpus, "preset": preset, "generator_layers": generator_layers,
+           "block_size": block_size}
     trainer = Trainer(model, train_blocks, collator(tokenizer), config, eval_data=eval_blocks, tokenizer=tokenizer,
-                      out_dir=Path(out_dir), run={"arch": "electra", "corpus": corpus, "preset": preset,
-                                                  "generator_layers": generator_layers, "block_size": block_size})
+                      out_dir=Path(out_dir) if out_dir else None, run=run)
     trainer.fit()
     return trainer
