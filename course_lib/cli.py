@@ -279,8 +279,10 @@ def parser() -> argparse.ArgumentParser:
     pt.set_defaults(func=cmd_pretrain, check=check_pretrain)
 
     ck = sub.add_parser("checkpoints", help="the course's own GPT and BERT for notebooks 05-06: trained once "
-                                            "into the cache (~14 minutes on 2 cores), found there afterwards")
-    ck.add_argument("--arch", nargs="+", choices=models.ARCHS, default=list(models.ARCHS))
+                                            "into the cache (~14 minutes on 2 cores), found there afterwards; "
+                                            "--arch korean-bert: notebook 11's Korean BERT (~4 minutes)")
+    ck.add_argument("--arch", nargs="+", choices=sorted({name for name, _ in pretraining.RECIPES}),
+                    default=list(models.ARCHS))
     ck.set_defaults(func=cmd_checkpoints, check=no_check)
 
     ft = sub.add_parser("finetune", help="fine-tune a checkpoint on a labelled task")

@@ -147,21 +147,23 @@ def table(summary: dict) -> str:
     return "\n".join(lines)
 
 
-def plot(summary: dict, ax=None, title: str = ""):
-    """Accuracy against labels (log scale), mean with a band of ± one standard deviation."""
+def plot(summary: dict, ax=None, title: str = "", ylabel: str = "SST-2 dev accuracy (%)", chance: float | None = 50,
+         xlabel: str = "labelled training sentences (log scale)"):
+    """A score against labels (log scale), mean with a band of ± one standard deviation; TF-IDF arms dashed."""
     import matplotlib.pyplot as plt
     ax = ax if ax is not None else plt.subplots(figsize=(7, 4.5))[1]
     for arm, by_n in summary.items():
         budgets = list(by_n)
         means = [by_n[n][0] for n in budgets]
         spreads = [by_n[n][1] for n in budgets]
-        style = dict(linestyle="--", color="grey") if arm == TFIDF else {}
+        style = dict(linestyle="--", color="grey") if "TF-IDF" in arm else {}
         ax.plot(budgets, means, marker="o", label=arm, **style)
         ax.fill_between(budgets, [m - s for m, s in zip(means, spreads)],
                         [m + s for m, s in zip(means, spreads)], alpha=0.15, color=ax.lines[-1].get_color())
-    ax.axhline(50, color="black", linewidth=0.8, linestyle=":")
+    if chance is not None:
+        ax.axhline(chance, color="black", linewidth=0.8, linestyle=":")
     ax.set_xscale("log")
-    ax.set(xlabel="labelled training sentences (log scale)", ylabel="SST-2 dev accuracy (%)", title=title)
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     return ax

@@ -31,6 +31,7 @@ from .trainer import Trainer, TrainConfig, accuracy, next_token_accuracy, pick_d
 CORPORA = {
     "sst2": lambda: data.load("sst2")["train"].texts,  # the sentences only: no labels are used
     "wiki": data.wiki_paragraphs,
+    "korean": data.korean_unlabeled_comments,  # notebook 11
 }
 
 
@@ -150,7 +151,7 @@ def objective(arch: str, tokenizer, mask_rate: float) -> tuple:
 
 def pretrain(arch: str, preset: str, out_dir, max_steps: int, corpus: str = "sst2+wiki",
              vocab_size: int = 8000, block_size: int = 128, mask_rate: float = 0.15, word2vec_epochs: int = 0,
-             dropout: float = 0.0, announce=None, **train_args) -> Trainer:
+             dropout: float = 0.0, uncased: bool = True, announce=None, **train_args) -> Trainer:
     """Pretrain a GPT or BERT and save it with its tokenizer in ``out_dir``, or continue the run there.
 
     ``word2vec_epochs > 0`` first fills the embedding layer with skip-gram vectors trained for that
@@ -159,15 +160,18 @@ def pretrain(arch: str, preset: str, out_dir, max_steps: int, corpus: str = "sst
     A run already in ``out_dir`` continues (same ``max_steps``: exactly where it stopped; larger: an
     extension) if it was started with the same architecture, preset, corpus, vocabulary, block size
     and masking rate; otherwise it is refused, naming the difference.
-    ``dropout`` applies to a new model (a resumed one keeps its saved configuration). ``announce``
-    (e.g. ``print``) is told what happens — a new run, a continued one or an extension — once the
-    checks have passed and before training starts.
+    ``dropout`` applies to a new model (a resumed one keeps its saved configuration). ``uncased=False``
+    keeps the text's characters as written in the tokenizer (Korean: ``tokenization.train_wordpiece``).
+    ``announce`` (e.g. ``print``) is told what happens — a new run, a continued one or an extension —
+    once the checks have passed and before training starts.
     ``train_args`` are ``TrainConfig`` fields (batch_size, lr, warmup_steps, schedule, ...).
     """
     out_dir = Path(out_dir)
     run = {"arch": arch, "preset": preset, "corpus": corpus, "vocab_size": vocab_size, "block_size": block_size}
     if arch == "bert":
         run["mask_rate"] = mask_rate
+    if not uncased:
+        run["uncased"] = False
     resuming = checkpoints.is_resumable(out_dir)
     plan = describe_plan(out_dir, max_steps)
     stage1 = None
@@ -180,7 +184,7 @@ def pretrain(arch: str, preset: str, out_dir, max_steps: int, corpus: str = "sst
         model = load_model(arch, out_dir)
     else:
         texts = load_corpus(corpus)
-        tokenizer = train_tokenizer(arch, texts, vocab_size)
+        tokenizer = train_tokenizer(arch, texts, vocab_size, **({} if uncased else {"uncased": False}))
         seed_everything(train_args.get("seed", 0))  # the initial weights depend only on the seed
         model = build_model(arch, preset, tokenizer, block_size, dropout)
         freeze = word2vec_epochs > 0
@@ -219,8 +223,9 @@ def describe_plan(out_dir: Path, max_steps: int) -> str:
 
 # --- the course's checkpoints: trained once, then loaded from the cache -------------------------
 
-# (arch, profile) -> arguments of ``pretrain``. The cpu profile pins the CPU and fp32: its checkpoints
-# are the ones the committed notebook outputs come from, so a GPU in the machine must not change them.
+# (name, profile) -> arguments of ``pretrain`` (with ``arch`` where the name is not one). The cpu profile
+# pins the CPU and fp32: its checkpoints are the ones the committed notebook outputs come from, so a GPU
+# in the machine must not change them.
 # The gpu recipes: sst2+wiki packs into about 1.5M tokens of 128, so 92 steps of 128 blocks are one
 # epoch; both stop near 10 epochs with dropout on (the text repeats), the BERT keeps the skip-gram
 # stage that gave the cpu recipe its transfer, and both log every 25 steps (each log waits for the GPU).
@@ -236,36 +241,46 @@ RECIPES = {
     ("bert", "gpu"): dict(preset="small", max_steps=900, corpus="sst2+wiki", vocab_size=8000, block_size=128,
                           mask_rate=0.15, word2vec_epochs=5, batch_size=128, lr=2e-3, warmup_steps=50,
                           eval_every=100, dropout=0.1, log_every=25),
+    # Notebook 11's Korean BERT: the cpu BERT's two stages on the 33,893 unlabelled comments, short enough
+    # to train inside the notebook's budget; WordPiece keeps the syllables (uncased would split them into
+    # letters) and needs 8,000 entries, because its alphabet alone has about 4,000. The gpu recipe (not yet
+    # run on a GPU) goes about 10 times over the comments, which pack into about 90 steps of 128 blocks.
+    ("korean-bert", "cpu"): dict(arch="bert", preset="tiny", max_steps=1500, corpus="korean", vocab_size=8000,
+                                 uncased=False, block_size=64, mask_rate=0.15, word2vec_epochs=5, batch_size=16,
+                                 lr=3e-3, warmup_steps=100, eval_every=500, device="cpu", precision="fp32"),
+    ("korean-bert", "gpu"): dict(arch="bert", preset="small", max_steps=900, corpus="korean", vocab_size=8000,
+                                 uncased=False, block_size=64, mask_rate=0.15, word2vec_epochs=5, batch_size=128,
+                                 lr=2e-3, warmup_steps=50, eval_every=100, dropout=0.1, log_every=25),
 }
 
 
-def checkpoint_dir(arch: str) -> Path:
-    """Where the course's ``arch`` for the active profile lives in the cache.
+def checkpoint_dir(name: str) -> Path:
+    """Where the course's model ``name`` (a key of ``RECIPES``) for the active profile lives in the cache.
 
     The name says the device and precision it is trained with and carries a digest of the recipe,
     so a cache filled by an older version of the course (another recipe, another model) or on other
     hardware is never mistaken for the current checkpoint.
     """
-    recipe = RECIPES[arch, profile()]
+    recipe = RECIPES[name, profile()]
     device = pick_device(recipe.get("device", "auto"))
     precision = pick_precision(recipe.get("precision", "auto"), device)
     digest = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:8]
-    return cache_dir() / "checkpoints" / f"{arch}-{profile()}-{device.type}-{precision}-{digest}"
+    return cache_dir() / "checkpoints" / f"{name}-{profile()}-{device.type}-{precision}-{digest}"
 
 
-def course_checkpoint(arch: str) -> Path:
-    """The directory of the course's own pretrained ``arch`` for the active profile.
+def course_checkpoint(name: str) -> Path:
+    """The directory of the course's own pretrained model ``name`` (``gpt``, ``bert``, ``korean-bert``).
 
     Trained by ``RECIPES`` the first time (minutes; a progress bar on stderr), loaded from the
     cache afterwards. Prints nothing either way, so a notebook's output does not depend on it.
     """
-    path = checkpoint_dir(arch)
-    recipe = dict(RECIPES[arch, profile()])
+    path = checkpoint_dir(name)
+    recipe = dict(RECIPES[name, profile()])
     if not checkpoints.is_resumable(path) or checkpoints.read_meta(path)["step"] < recipe["max_steps"]:
         threads = torch.get_num_threads()
         torch.set_num_threads(1)  # float sums depend on the thread count: one thread gives the same
         try:                      # checkpoint on every CPU (and tiny matrices gain little from two)
-            pretrain(arch, recipe.pop("preset"), path, **recipe)
+            pretrain(recipe.pop("arch", name), recipe.pop("preset"), path, **recipe)
         finally:
             torch.set_num_threads(threads)
     return path

@@ -12,10 +12,15 @@ BERT_SPECIALS = {"pad_token": "[PAD]", "unk_token": "[UNK]", "cls_token": "[CLS]
 GPT_EOS = "<|endoftext|>"
 
 
-def train_wordpiece(texts, vocab_size: int = 8000, min_frequency: int = 2) -> PreTrainedTokenizerFast:
-    """A BERT-style uncased WordPiece tokenizer learned from ``texts``."""
+def train_wordpiece(texts, vocab_size: int = 8000, min_frequency: int = 2,
+                    uncased: bool = True) -> PreTrainedTokenizerFast:
+    """A BERT-style WordPiece tokenizer learned from ``texts``, uncased unless ``uncased=False``.
+
+    Uncased also strips accents, by decomposing characters (NFD): for Korean that splits every Hangul
+    syllable into its letters (jamo), so a Korean tokenizer keeps the text as written (notebook 11).
+    """
     tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.normalizer = normalizers.BertNormalizer(lowercase=uncased)
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     trainer = trainers.WordPieceTrainer(
         vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=list(BERT_SPECIALS.values()),
@@ -55,9 +60,12 @@ def train_bpe(texts, vocab_size: int = 8000, min_frequency: int = 2) -> PreTrain
                                    unk_token=GPT_EOS, pad_token=GPT_EOS)
 
 
-def train_tokenizer(arch: str, texts, vocab_size: int = 8000) -> PreTrainedTokenizerFast:
-    """The tokenizer that goes with a model family: ``bert`` → WordPiece, ``gpt`` → byte-level BPE."""
+def train_tokenizer(arch: str, texts, vocab_size: int = 8000, **options) -> PreTrainedTokenizerFast:
+    """The tokenizer that goes with a model family: ``bert`` → WordPiece, ``gpt`` → byte-level BPE.
+
+    ``options`` go to the family's trainer (e.g. ``uncased=False`` for a Korean WordPiece).
+    """
     recipes = {"bert": train_wordpiece, "gpt": train_bpe}
     if arch not in recipes:
         raise ValueError(f"arch must be one of {sorted(recipes)}, not {arch!r}")
-    return recipes[arch](texts, vocab_size=vocab_size)
+    return recipes[arch](texts, vocab_size=vocab_size, **options)
