@@ -1,5 +1,12 @@
 """pytest set-up shared by the unit tests and nbval's notebook runs."""
+import os
+
 import nbval.plugin
+
+# The suite runs in two processes (pytest-xdist, one test file or notebook each), each with the thread count its
+# notebook fixes. Idle OpenMP threads that spin instead of sleeping would steal the other process's core; waiting
+# passively costs nothing when a process has the machine to itself. The notebooks' kernels inherit it.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 # Library warnings and progress bars go to stderr and vary between runs; results go to stdout.
 _nbval_init = nbval.plugin.IPyNbFile.__init__

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from filelock import FileLock
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
@@ -51,6 +52,18 @@ def write(path, model, tokenizer, tensors: dict, meta: dict) -> Path:
     tmp.rename(path)
     shutil.rmtree(old, ignore_errors=True)
     return path
+
+
+def exclusive(path) -> FileLock:
+    """A lock held while ``path`` is written: ``with exclusive(path): ...``.
+
+    Two processes that both find a checkpoint missing — two notebooks opened at once, two test
+    workers — would otherwise both train it into the same directory. With the lock the second waits,
+    then finds the first one's checkpoint complete.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return FileLock(path.with_name(path.name + ".lock"))
 
 
 def is_resumable(path) -> bool:

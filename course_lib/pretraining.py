@@ -276,13 +276,14 @@ def course_checkpoint(name: str) -> Path:
     """
     path = checkpoint_dir(name)
     recipe = dict(RECIPES[name, profile()])
-    if not checkpoints.is_resumable(path) or checkpoints.read_meta(path)["step"] < recipe["max_steps"]:
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)  # float sums depend on the thread count: one thread gives the same
-        try:                      # checkpoint on every CPU (and tiny matrices gain little from two)
-            pretrain(recipe.pop("arch", name), recipe.pop("preset"), path, **recipe)
-        finally:
-            torch.set_num_threads(threads)
+    with checkpoints.exclusive(path):  # another process training it: wait for it, then find it done
+        if not checkpoints.is_resumable(path) or checkpoints.read_meta(path)["step"] < recipe["max_steps"]:
+            threads = torch.get_num_threads()
+            torch.set_num_threads(1)  # float sums depend on the thread count: one thread gives the same
+            try:                      # checkpoint on every CPU (and tiny matrices gain little from two)
+                pretrain(recipe.pop("arch", name), recipe.pop("preset"), path, **recipe)
+            finally:
+                torch.set_num_threads(threads)
     return path
 
 

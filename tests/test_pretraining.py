@@ -7,7 +7,7 @@ import pytest
 import torch
 from transformers import AutoModelForMaskedLM, AutoTokenizer, ModernBertForMaskedLM
 
-from course_lib import costs, finetune, models, objectives, pretraining, runtime
+from course_lib import checkpoints, costs, finetune, models, objectives, pretraining, runtime
 from course_lib.exercises import CheckFailed
 from course_lib.exercises import pretraining as checks
 from course_lib.tokenization import train_tokenizer
@@ -186,3 +186,13 @@ def test_fill_mask_sends_its_inputs_to_the_models_device(toy_corpus, tmp_path):
                                     with_kwargs=True)
     guesses = pretraining.fill_mask(model, trainer.tokenizer, "the film is [MASK] .", k=3)
     assert len(guesses) == 3 and seen == [next(model.parameters()).device]
+
+
+def test_a_checkpoint_is_written_by_one_process_at_a_time(tmp_path):
+    from filelock import Timeout
+    target = tmp_path / "checkpoints" / "bert"
+    with checkpoints.exclusive(target):
+        with pytest.raises(Timeout):
+            checkpoints.exclusive(target).acquire(timeout=0.1)  # a second holder has to wait
+    with checkpoints.exclusive(target):  # released: the next one gets it
+        pass
