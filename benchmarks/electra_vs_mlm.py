@@ -1,11 +1,11 @@
 """Replaced-token detection (ELECTRA) against masked LM at equal compute, on the course's tiny BERT.
 
 Four pretraining runs on the SST-2 sentences with the course BERT's tokenizer, blocks, batch, learning rate and
-schedule (``pretraining.RECIPES[("bert", "cpu")]``), each given the training FLOPs of the course BERT's masked-LM
-stage; ELECTRA's generator (1 layer) and discriminator (2 layers) are both counted, so it takes fewer steps:
-- skip-gram vectors + masked LM: the course BERT itself (notebook 06);
-- skip-gram vectors + ELECTRA: the same frozen vectors under a generator and discriminator;
-- masked LM and ELECTRA from random embeddings (nothing frozen).
+schedule (``pretraining.RECIPES[("bert", "cpu")]``), compared in pairs at equal training FLOPs; ELECTRA's generator
+(1 layer) and discriminator (2 layers) are both counted, so it takes fewer steps than masked LM:
+- skip-gram vectors + masked LM (the course BERT itself, notebook 06) against skip-gram vectors + ELECTRA (the
+  same frozen vectors under a generator and discriminator), at the course BERT's FLOPs;
+- masked LM against ELECTRA from random embeddings (nothing frozen), at half of them (to save an hour of CPU).
 Then each, the skip-gram vectors alone and random weights are fine-tuned on 500 SST-2 labels
 (``label_budget.recipe``; 3 seeds, the same class-balanced draws as benchmarks/label_budget.py), scored on
 SST-2 dev. Runs are appended to electra_vs_mlm.jsonl as they finish; the pretrained encoders stay in the cache.
@@ -27,9 +27,9 @@ from course_lib.runtime import cache_dir
 RESULTS = Path(__file__).with_name("electra_vs_mlm.jsonl")
 RECIPE = pretraining.RECIPES["bert", "cpu"]
 SHARED = {k: RECIPE[k] for k in ("batch_size", "lr", "warmup_steps", "device", "precision")}
-# pretraining run -> (objective, skip-gram vectors under it); the course BERT is the first
-RUNS = {"skip-gram + masked LM": ("mlm", True), "skip-gram + ELECTRA": ("electra", True),
-        "ELECTRA": ("electra", False), "masked LM": ("mlm", False)}
+# pretraining run -> (objective, skip-gram vectors under it, share of the course BERT's FLOPs); the course BERT first
+RUNS = {"skip-gram + masked LM": ("mlm", True, 1.0), "skip-gram + ELECTRA": ("electra", True, 1.0),
+        "ELECTRA": ("electra", False, 0.5), "masked LM": ("mlm", False, 0.5)}
 # fine-tuning arm -> (pretraining run, start)
 ARMS = {"skip-gram vectors only": ("skip-gram + masked LM", "embeddings"), **{run: (run, "pretrained") for run in RUNS},
         "random weights": ("skip-gram + masked LM", "scratch")}
@@ -37,6 +37,8 @@ ARMS = {"skip-gram vectors only": ("skip-gram + masked LM", "embeddings"), **{ru
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--labels", type=int, default=500)
 parser.add_argument("--seeds", type=int, default=3)
+parser.add_argument("--runs", nargs="+", default=list(RUNS), choices=list(RUNS),
+                    help="pretraining runs to do (with their fine-tuning arms); quote names with spaces")
 results.add_benchmark_options(parser, RESULTS, threads=1)  # a 1.5M-parameter model gains little from more
 args = parser.parse_args()
 
@@ -57,19 +59,23 @@ def electra_steps(budget_flops: float, tokenizer) -> int:
 
 
 def pretrain(name: str, budget_flops: float) -> dict:
-    """Pretrain one of RUNS into the cache (unless it is there); its row: steps, tokens, FLOPs, seconds."""
-    objective, skip_gram = RUNS[name]
+    """Pretrain one of RUNS into the cache (unless it is there); its row: steps, tokens, FLOPs, seconds.
+
+    Under a lock, so that two processes (``--runs``) never train the same run twice.
+    """
+    objective, skip_gram, share = RUNS[name]
     course, out = pretraining.course_checkpoint("bert"), run_dir(name)
-    if not checkpoints.is_resumable(out):
-        start = time.perf_counter()
-        if objective == "electra":
-            steps = electra_steps(budget_flops, AutoTokenizer.from_pretrained(course))
-            electra.pretrain(out, steps, tokenizer_from=course, embeddings_from=course if skip_gram else None,
-                             corpus=RECIPE["corpus"], block_size=RECIPE["block_size"], eval_every=0, **SHARED)
-        else:
-            recipe = {k: v for k, v in RECIPE.items() if k not in ("preset", "word2vec_epochs")}
-            pretraining.pretrain("bert", RECIPE["preset"], out, **recipe)
-        print(f"{name}: pretrained in {time.perf_counter() - start:.0f} s", flush=True)
+    with checkpoints.exclusive(out):
+        if not checkpoints.is_resumable(out):
+            start = time.perf_counter()
+            if objective == "electra":
+                steps = electra_steps(share * budget_flops, AutoTokenizer.from_pretrained(course))
+                electra.pretrain(out, steps, tokenizer_from=course, embeddings_from=course if skip_gram else None,
+                                 corpus=RECIPE["corpus"], block_size=RECIPE["block_size"], eval_every=0, **SHARED)
+            else:
+                recipe = {k: v for k, v in RECIPE.items() if k not in ("preset", "word2vec_epochs", "max_steps")}
+                pretraining.pretrain("bert", RECIPE["preset"], out, round(share * RECIPE["max_steps"]), **recipe)
+            print(f"{name}: pretrained in {time.perf_counter() - start:.0f} s", flush=True)
     meta = checkpoints.read_meta(out)
     return {"kind": "pretrain", "run": name, "steps": meta["step"], "tokens": meta["cost"]["tokens"],
             "flops": meta["cost"]["flops"], "seconds": meta["cost"]["seconds"],
@@ -82,7 +88,7 @@ if not args.report:
     done = {(r["kind"], r.get("run") or r["arm"], r.get("seed", 0)) for r in results.read_results(args.results)}
     budget = checkpoints.read_meta(pretraining.course_checkpoint("bert"))["cost"]["flops"]
     grid = []
-    for name in RUNS:
+    for name in args.runs:
         grid.append(("pretrain", name, 0))
         grid += [("finetune", arm, seed) for seed in range(args.seeds) for arm, (run, _) in ARMS.items() if run == name]
     for kind, name, seed in results.my_jobs(grid, args.shard, done):
@@ -90,13 +96,14 @@ if not args.report:
             row = pretrain(name, budget)
         else:
             run, start = ARMS[name]
+            pretrain(run, budget)  # already there, unless another process was given this arm's run
             arm = lb.Arm(name, str(run_dir(run)), start, lb.ARMS["course BERT, pretrained"].lr)
             row = {"kind": kind, **lb.run_arm(arm, sst2["train"].take(args.labels, seed), sst2["dev"], seed)}
             print(f"{name:<26} seed {seed}: dev {100 * row['dev']:.1f}%", flush=True)
         results.append_result(args.results, row)
 
 rows = results.read_results(args.results)
-print("\npretraining runs (equal FLOPs): steps, tokens, FLOPs, CPU time, final validation loss of their objective")
+print("\npretraining runs (equal FLOPs in pairs): steps, tokens, FLOPs, time, final validation loss of their objective")
 for r in (r for r in rows if r["kind"] == "pretrain"):
     print(f"  {r['run']:<24} {r['steps']:>6,} steps {r['tokens']:>11,} tokens {r['flops']:.2e} FLOPs "
           f"{r['seconds'] / 60:5.1f} min  loss {r['eval_loss']:.3f}")

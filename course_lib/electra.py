@@ -26,7 +26,7 @@ from .objectives import masked_lm_collator
 from .runtime import seed_everything
 from .trainer import IGNORE, Trainer, TrainConfig
 
-RTD_WEIGHT = 50.0  # λ: the discriminator's loss is ~50x smaller than the generator's (Clark et al. 2020, §3.1)
+RTD_WEIGHT = 50.0  # λ: the detection loss is far smaller than the generator's (Clark et al. 2020, Appendix A)
 
 
 def replace_tokens(input_ids: torch.Tensor, mlm_labels: torch.Tensor, masked_logits: torch.Tensor,
