@@ -4,6 +4,8 @@
     python -m course_lib pretrain --arch bert --preset tiny --max-steps 500 --out runs/bert-tiny
     python -m course_lib finetune --checkpoint runs/bert-tiny --task sst2 --labels 500 --out runs/sst2
     python -m course_lib evaluate --checkpoint runs/sst2 --task sst2
+    python -m course_lib slides
+    python -m course_lib check homework/03_attention_transformer.ipynb
 
 Every argument is checked before any work starts. A problem is one line on stderr, ``error: ...``,
 with exit status 2 for a wrong argument and 1 for bad data, a bad checkpoint or a failed run;
@@ -210,6 +212,14 @@ def cmd_homework(args):
         print(path)
 
 
+def cmd_slides(args):
+    from . import slides
+
+    for path in slides.build(args.notebooks, args.out):
+        print(path)
+    print(f"open {args.out / 'index.html'} in a browser (no network needed)")
+
+
 def cmd_doctor(args):
     from . import doctor
 
@@ -313,6 +323,12 @@ def parser() -> argparse.ArgumentParser:
     hw = sub.add_parser("homework", help="write student copies of the notebooks (solutions removed)")
     hw.add_argument("--out", type=output_dir, default="homework")
     hw.set_defaults(func=cmd_homework, check=no_check)
+
+    sl = sub.add_parser("slides", help="build the lecture decks: offline reveal.js HTML from each notebook's "
+                                       "slide cells (slides/README.md)")
+    sl.add_argument("--notebooks", type=Path, default=Path("notebooks"), help="folder of NN_name.ipynb notebooks")
+    sl.add_argument("--out", type=output_dir, default="slides/build")
+    sl.set_defaults(func=cmd_slides, check=no_check)
     return p
 
 

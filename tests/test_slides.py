@@ -1,0 +1,276 @@
+"""Lecture decks: built for every notebook, nothing fetched from the network, and they render in Chromium.
+
+The browser tests drive Debian's headless Chromium over the DevTools protocol on a pipe (no extra
+library): the network is cut off by a dead proxy, every request must stay on file:// or data:, no
+console error may appear, and screenshots land in slides/build/screenshots/ for a person to look at.
+"""
+import base64
+import json
+import os
+import queue
+import re
+import shutil
+import subprocess
+import threading
+import time
+from html.parser import HTMLParser
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from course_lib import slides
+
+NOTEBOOKS = Path("notebooks")
+SCREENSHOTS = Path("slides/build/screenshots")
+CHROMIUM = shutil.which("chromium")
+needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed "
+                                    "(.ci/run installs it: apt-get install chromium fonts-nanum)")
+
+
+def notebook(path: Path, *cells) -> Path:
+    nbformat.write(nbformat.v4.new_notebook(cells=list(cells)), path)
+    return path
+
+
+def slide(source: str, kind: str = "slide", tags=(), code: bool = False):
+    new = nbformat.v4.new_code_cell if code else nbformat.v4.new_markdown_cell
+    return new(source, metadata={"slideshow": {"slide_type": kind}, "tags": list(tags)})
+
+
+@pytest.fixture(scope="module")
+def decks(tmp_path_factory):
+    """Every course notebook's deck, plus one with a Korean title, in one folder with the assets."""
+    out = tmp_path_factory.mktemp("decks")
+    built = slides.build(NOTEBOOKS, out)
+    korean = notebook(out / "99_korean.ipynb", slide("# 한국어 트랙\n\n전이학습, 사전학습, 미세조정"),
+                      slide("## 두 번째 슬라이드"))
+    return built + [slides.build_deck(korean, out)]
+
+
+def test_every_notebook_gets_a_deck(decks):
+    names = {deck.name for deck in decks}
+    assert {f"{nb.stem}.slides.html" for nb in NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")} <= names
+    assert (decks[0].parent / "index.html").is_file()
+
+
+class Resources(HTMLParser):
+    """What a page loads: script and image sources, stylesheets (links to other pages are not loads)."""
+
+    def __init__(self):
+        super().__init__()
+        self.urls = []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if "src" in attrs:
+            self.urls.append(attrs["src"])
+        if tag == "link" and attrs.get("href"):
+            self.urls.append(attrs["href"])
+
+
+def css_imports(css: Path) -> list:
+    """Local stylesheets and their @import/url() targets, recursively."""
+    urls = re.findall(r"""url\(\s*['"]?([^'")]+)""", css.read_text(encoding="utf-8", errors="replace"))
+    found = list(urls)
+    for url in urls:
+        target = (css.parent / url.split("?")[0]).resolve()
+        if url.endswith(".css") and target.is_file():
+            found += css_imports(target)
+    return found
+
+
+def test_no_deck_loads_anything_from_the_network(decks):
+    for deck in decks:
+        parser = Resources()
+        parser.feed(deck.read_text(encoding="utf-8"))
+        urls = parser.urls + [u for u in parser.urls if u.endswith(".css")
+                              for u in css_imports(deck.parent / u)]
+        urls += re.findall(r"url\(\s*['\"]?(https?:[^'\")]+)", deck.read_text(encoding="utf-8"))
+        remote = [u for u in urls if re.match(r"(https?:)?//", u)]
+        assert not remote, f"{deck.name} loads {remote[:3]}"
+        local = [u.split("?")[0] for u in parser.urls if not u.startswith("data:")]
+        assert all((deck.parent / u).is_file() for u in local), f"{deck.name}: missing {local}"
+
+
+def test_only_marked_cells_go_in_and_remove_input_shows_the_output_alone(tmp_path):
+    source = notebook(tmp_path / "01_demo.ipynb", slide("# Title"), nbformat.v4.new_markdown_cell("not on a slide"),
+                      slide("print('key code')", code=True), slide("secret_plot_code()", tags=["remove-input"], code=True),
+                      slide("speaker note", kind="notes"))
+    source_nb = nbformat.read(source, as_version=4)
+    source_nb.cells[3].outputs = [nbformat.v4.new_output("stream", text="the plot's output\n")]
+    nbformat.write(source_nb, source)
+    html = slides.build_deck(source, tmp_path).read_text(encoding="utf-8")
+    assert "not on a slide" not in html and "secret_plot_code" not in html
+    assert "key code" in html and "the plot&#39;s output" in html or "the plot's output" in html
+    assert '<aside class="notes">' in html
+    assert slides.slide_count(source) == 3
+
+
+def test_a_notebook_nobody_marked_yet_gets_its_title_slide(tmp_path, capsys):
+    source = notebook(tmp_path / "12_new.ipynb", nbformat.v4.new_markdown_cell("# 12 · New lecture"),
+                      nbformat.v4.new_code_cell("x = 1"))
+    html = slides.build_deck(source, tmp_path).read_text(encoding="utf-8")
+    assert "12 · New lecture" in html and "x = 1" not in html
+    assert slides.slide_count(source) == 1
+    assert "no cells marked for slides" in capsys.readouterr().err
+
+
+class Chromium:
+    """Headless Chromium over the DevTools protocol: JSON messages separated by NUL on fds 3 (in) and 4 (out)."""
+
+    def __init__(self, profile: Path):
+        to_browser, self._write = os.pipe()
+        self._read, from_browser = os.pipe()
+
+        def wire():
+            os.dup2(to_browser, 3)
+            os.dup2(from_browser, 4)
+
+        self.proc = subprocess.Popen(
+            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--remote-debugging-pipe",
+             "--proxy-server=127.0.0.1:9", "--host-resolver-rules=MAP * ~NOTFOUND", f"--user-data-dir={profile}",
+             "--no-first-run", "about:blank"],
+            preexec_fn=wire, pass_fds=(3, 4), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        os.close(to_browser)
+        os.close(from_browser)
+        self.messages, self.events, self.next_id = queue.Queue(), [], 0
+        threading.Thread(target=self._reader, daemon=True).start()
+
+    def _reader(self):
+        buffer = b""
+        with os.fdopen(self._read, "rb", buffering=0) as pipe:
+            while chunk := pipe.read(1 << 16):
+                *done, buffer = (buffer + chunk).split(b"\0")
+                for message in done:
+                    self.messages.put(json.loads(message))
+
+    def send(self, method, params=None, session=None, timeout=30):
+        self.next_id += 1
+        message = {"id": self.next_id, "method": method, "params": params or {}}
+        if session:
+            message["sessionId"] = session
+        os.write(self._write, json.dumps(message).encode() + b"\0")
+        deadline = time.monotonic() + timeout
+        while True:
+            reply = self.messages.get(timeout=max(0.1, deadline - time.monotonic()))
+            if reply.get("id") == self.next_id:
+                assert "error" not in reply, f"{method}: {reply['error']}"
+                return reply["result"]
+            self.events.append(reply)
+
+    def open(self, url: str) -> "Page":
+        target = self.send("Target.createTarget", {"url": "about:blank"})["targetId"]
+        page = Page(self, self.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"])
+        for domain in ("Page", "Runtime", "Log", "Network"):
+            page.send(f"{domain}.enable")
+        page.send("Emulation.setDeviceMetricsOverride", {"width": 1280, "height": 880, "deviceScaleFactor": 1,
+                                                         "mobile": False})
+        page.send("Page.navigate", {"url": url})
+        page.wait("typeof Reveal !== 'undefined' && Reveal.isReady()")
+        page.evaluate("new Promise(done => window.MathJax ? MathJax.Hub.Queue(() => done(true)) : done(true))")
+        return page
+
+    def close(self):
+        try:
+            self.send("Browser.close", timeout=5)
+        except (queue.Empty, OSError):
+            self.proc.kill()
+        self.proc.wait(timeout=10)
+
+
+class Page:
+    def __init__(self, browser, session):
+        self.browser, self.session = browser, session
+
+    def send(self, method, params=None):
+        return self.browser.send(method, params, self.session)
+
+    def evaluate(self, expression: str):
+        reply = self.send("Runtime.evaluate", {"expression": expression, "awaitPromise": True,
+                                               "returnByValue": True})
+        assert "exceptionDetails" not in reply, reply["exceptionDetails"]
+        return reply["result"].get("value")
+
+    def wait(self, condition: str, timeout: float = 20):
+        deadline = time.monotonic() + timeout
+        while not self.evaluate(f"!!({condition})"):
+            assert time.monotonic() < deadline, f"not true after {timeout} s: {condition}"
+            time.sleep(0.1)
+
+    def screenshot(self, path: Path) -> None:
+        time.sleep(0.3)  # the slide transition is off, but fonts and MathJax may still repaint
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(base64.b64decode(self.send("Page.captureScreenshot", {"format": "png"})["data"]))
+
+    def problems(self) -> list:
+        """Console errors, uncaught exceptions, failed loads and any request that left file:// or data:."""
+        found = []
+        for event in self.browser.events:
+            method, params = event.get("method"), event.get("params", {})
+            if event.get("sessionId") != self.session:
+                continue
+            if method == "Runtime.exceptionThrown":
+                found.append(params["exceptionDetails"].get("text"))
+            elif method == "Runtime.consoleAPICalled" and params["type"] == "error":
+                found.append(str([arg.get("value") for arg in params["args"]]))
+            elif method == "Log.entryAdded" and params["entry"]["level"] == "error" and not mathjax_blank(params):
+                found.append(params["entry"]["text"] + " " + params["entry"].get("url", ""))
+            elif method == "Network.requestWillBeSent" and not params["request"]["url"].startswith(("file:", "data:", "about:")):
+                found.append("request to " + params["request"]["url"])
+        return found
+
+
+def mathjax_blank(params) -> bool:
+    """MathJax 2 declares a font whose source is about:blank on purpose (it measures text with it)."""
+    entry = params["entry"]
+    return entry.get("url") == "about:blank" or entry["text"].startswith("Access to font at 'about:blank'")
+
+
+@pytest.fixture(scope="module")
+def chromium(tmp_path_factory):
+    browser = Chromium(tmp_path_factory.mktemp("chromium-profile"))
+    yield browser
+    browser.close()
+
+
+# The first slide holding an image: its (horizontal, vertical) indices for Reveal.slide.
+FIRST_PLOT = """(() => { for (const s of document.querySelectorAll('.reveal .slides section section')) {
+    if (s.querySelector('img')) { const i = Reveal.getIndices(s); return [i.h, i.v]; } } return null; })()"""
+
+
+@needs_chromium
+@pytest.mark.parametrize("name", ["03_attention_transformer", "10_cost_of_scale"])
+def test_deck_renders_offline_with_every_slide(decks, chromium, name):
+    deck = next(d for d in decks if d.name == f"{name}.slides.html")
+    page = chromium.open(deck.resolve().as_uri())
+    assert page.evaluate("Reveal.getTotalSlides()") == slides.slide_count(NOTEBOOKS / f"{name}.ipynb")
+    page.screenshot(SCREENSHOTS / f"{name}-title.png")
+    h, v = page.evaluate(FIRST_PLOT)
+    page.evaluate(f"Reveal.slide({h}, {v})")
+    page.wait("Reveal.getCurrentSlide().querySelector('img') && Reveal.getCurrentSlide().querySelector('img').complete")
+    assert page.evaluate("Reveal.getCurrentSlide().querySelector('img').naturalWidth") > 100
+    page.screenshot(SCREENSHOTS / f"{name}-plot.png")
+    if page.evaluate("document.querySelector('.MathJax, .MathJax_Display, .MathJax_Preview') !== null"):
+        assert not page.evaluate("document.body.innerText.includes('Math Processing Error')")
+    assert page.problems() == []
+
+
+# Glyphs drawn on a canvas in the title's font: a character no installed font has comes out as the same
+# empty box as an unassigned code point, so Hangul that differs from the box has a real font behind it.
+DRAWN = """(text => { const h = document.querySelector('.reveal h1'); const style = getComputedStyle(h);
+    const canvas = document.createElement('canvas'); canvas.width = 400; canvas.height = 90;
+    const context = canvas.getContext('2d'); context.font = `${style.fontWeight} 60px ${style.fontFamily}`;
+    context.fillText(text, 5, 70); return canvas.toDataURL(); })"""
+
+
+@needs_chromium
+def test_korean_title_renders_as_hangul(decks, chromium):
+    page = chromium.open(next(d for d in decks if d.name == "99_korean.slides.html").resolve().as_uri())
+    assert page.evaluate("Reveal.getTotalSlides()") == 2
+    assert page.evaluate("document.querySelector('.reveal h1').innerText").startswith("한국어 트랙")
+    page.screenshot(SCREENSHOTS / "korean-title.png")
+    box = page.evaluate(f"{DRAWN}('\\u0378\\u0378\\u0378')")
+    assert page.evaluate(f"{DRAWN}('\\u0379\\u0379\\u0379')") == box, "the missing-glyph comparison does not work"
+    assert page.evaluate(f"{DRAWN}('한국어')") != box, "Hangul comes out as empty boxes: install fonts-nanum"
+    assert page.problems() == []
