@@ -153,6 +153,21 @@ def check_evaluate(args) -> None:
                               f"{len(data.LABEL_NAMES[task])}; evaluate it on the task it was fine-tuned on")
 
 
+def check_check(args) -> None:
+    """Every notebook to grade must exist, be a notebook and have graded exercises, before any runs."""
+    from . import grader
+
+    if bool(args.paths) == args.student_copies:
+        raise UsageError("give the notebooks to check, or --student-copies (not both)")
+    for path in args.paths:
+        try:
+            nb = grader.read_notebook(path)
+        except CourseError as err:
+            raise UsageError(str(err)) from None
+        if not any(grader.graded(cell) for cell in nb.cells):
+            raise UsageError(f"{path} has no graded exercises (no exercises.grade(...) call); give a course notebook")
+
+
 def no_check(args) -> None:
     """Commands whose arguments argparse checks completely."""
 
@@ -210,6 +225,26 @@ def cmd_homework(args):
 
     for path in build(out_dir=args.out):
         print(path)
+
+
+def cmd_check(args):
+    from . import grader
+    from .homework import build
+
+    paths = build() if args.student_copies else args.paths
+    expected = grader.NOT_ATTEMPTED if args.student_copies else grader.CORRECT
+    results = []
+    for path in paths:
+        print(f"{path}: running it ...", flush=True)
+        found = grader.check_notebook(path, timeout=args.timeout)
+        print(grader.report(found), flush=True)
+        results += found
+    if len(paths) > 1:
+        grader.write_csv(results, args.csv)
+        print(f"summary of {len(paths)} notebooks: {args.csv}")
+    matching = sum(r.status == expected for r in results)
+    print(f"{matching} of {len(results)} graded exercises {expected}")
+    sys.exit(0 if matching == len(results) else 1)
 
 
 def cmd_slides(args):
@@ -323,6 +358,17 @@ def parser() -> argparse.ArgumentParser:
     hw = sub.add_parser("homework", help="write student copies of the notebooks (solutions removed)")
     hw.add_argument("--out", type=output_dir, default="homework")
     hw.set_defaults(func=cmd_homework, check=no_check)
+
+    gr = sub.add_parser("check", help="run notebooks (student copies a learner worked on) and grade each graded "
+                                      "exercise: correct / not attempted / wrong, with the check's hint / crashed")
+    gr.add_argument("paths", nargs="*", type=Path, metavar="NOTEBOOK", help="one or more .ipynb files")
+    gr.add_argument("--csv", type=Path, default=Path("grades.csv"),
+                    help="where the summary of several notebooks goes (default grades.csv)")
+    gr.add_argument("--timeout", type=positive, default=900, help="seconds one cell may run (default 900)")
+    gr.add_argument("--student-copies", action="store_true",
+                    help="for instructors: write every student copy into homework/ and check that each runs to "
+                         "the end with every graded exercise 'not attempted' (all notebooks: about 40 minutes)")
+    gr.set_defaults(func=cmd_check, check=check_check)
 
     sl = sub.add_parser("slides", help="build the lecture decks: offline reveal.js HTML from each notebook's "
                                        "slide cells (slides/README.md)")
