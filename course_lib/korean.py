@@ -9,6 +9,7 @@ weights and a character n-gram TF-IDF baseline, scored by macro-F1 (the classes 
 """
 import functools
 import time
+import unicodedata
 
 from . import finetune, label_budget, pretraining
 from .data import Split
@@ -48,6 +49,12 @@ def to_jamo(text: str) -> str:
     return "".join("".join(decompose(c)) if is_syllable(c) else c for c in text)
 
 
+def ljust(text: str, width: int) -> str:
+    """``text`` padded to ``width`` columns of a monospaced screen, where a Hangul block takes two."""
+    columns = sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+    return text + " " * max(0, width - columns)
+
+
 # --- units of text: what each way of cutting a comment gives a model -----------------------------
 
 def syllables(text: str) -> list:
@@ -62,7 +69,7 @@ def jamo(text: str) -> list:
 
 @functools.cache
 def kiwi():
-    """Kiwi, the morphological analyser (loading its model takes about a second, so once per process)."""
+    """Kiwi, the morphological analyser, loaded once per process (its model takes a moment to load)."""
     from kiwipiepy import Kiwi
 
     return Kiwi(num_workers=1)
@@ -116,7 +123,7 @@ PRETRAINED, EMBEDDINGS, SCRATCH = "Korean BERT, pretrained", "Korean BERT, embed
 STARTS = {PRETRAINED: "pretrained", EMBEDDINGS: "embeddings", SCRATCH: "scratch"}  # arm -> finetune.STARTS
 TFIDF = "TF-IDF, character n-grams"
 BUDGETS = (500, 1000, 7896)  # 7,896 = every labelled training comment
-MAX_LENGTH = 64  # WordPiece tokens; cuts about 1 comment in 100 (notebook 11, section 1)
+MAX_LENGTH = 64  # WordPiece tokens; notebook 11 (section 2.3) shows how few comments are longer
 LR = 3e-3  # the best of 3e-4, 1e-3, 3e-3 for both starts at 1,000 labels (benchmarks/RESULTS.md)
 
 

@@ -242,9 +242,10 @@ RECIPES = {
                           mask_rate=0.15, word2vec_epochs=5, batch_size=128, lr=2e-3, warmup_steps=50,
                           eval_every=100, dropout=0.1, log_every=25),
     # Notebook 11's Korean BERT: the cpu BERT's two stages on the 33,893 unlabelled comments, short enough
-    # to train inside the notebook's budget; WordPiece keeps the syllables (uncased would split them into
-    # letters) and needs 8,000 entries, because its alphabet alone has about 4,000. The gpu recipe (not yet
-    # run on a GPU) goes about 10 times over the comments, which pack into about 90 steps of 128 blocks.
+    # to train inside the notebook's budget. WordPiece keeps the syllables (uncased would split them into
+    # letters) and needs more than the English BERT's 4,096 entries, which Korean's syllables alone, each
+    # also as a ## continuation, would fill (notebook 11, exercise 4). The gpu recipe (not yet run on a GPU)
+    # goes about 10 times over the comments, which pack into about 90 steps of 128 blocks.
     ("korean-bert", "cpu"): dict(arch="bert", preset="tiny", max_steps=1500, corpus="korean", vocab_size=8000,
                                  uncased=False, block_size=64, mask_rate=0.15, word2vec_epochs=5, batch_size=16,
                                  lr=3e-3, warmup_steps=100, eval_every=500, device="cpu", precision="fp32"),

@@ -29,6 +29,10 @@ def test_decompose_agrees_with_unicode_and_compose_inverts_it():
         korean.decompose("ㅋ")
 
 
+def test_ljust_counts_a_hangul_block_as_two_columns():
+    assert korean.ljust("노래", 6) == "노래  " and korean.ljust("ab", 4) == "ab  " and korean.ljust("노래를", 4) == "노래를"
+
+
 def test_units_of_a_word():
     assert korean.syllables("노래 를") == ["노", "래", "를"]
     assert korean.jamo("노래") == ["ㄴ", "ㅗ", "ㄹ", "ㅐ"]
