@@ -150,3 +150,26 @@ def pretrain(out_dir, max_steps: int, tokenizer_from, embeddings_from=None, pres
                       out_dir=Path(out_dir) if out_dir else None, run=run)
     trainer.fit()
     return trainer
+
+
+@torch.no_grad()
+def vector_similarity(encoder, tokenizer, texts: list, max_length: int = 64) -> tuple:
+    """(mean cosine between sentence vectors, between token vectors) of ``encoder``'s last layer on ``texts``.
+
+    A check for collapse: when every token comes out pointing the same way, a fine-tuned classifier
+    has nothing to tell sentences apart by. Sentence vectors are mean-pooled, as the course's
+    classifiers pool them; token vectors are every real token of every text.
+    """
+    encoder.eval()
+    batch = tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+    hidden = encoder(**batch).last_hidden_state
+    real = batch["attention_mask"].bool()
+    sentences = torch.stack([h[m].mean(0) for h, m in zip(hidden, real)])
+    return _mean_cosine(sentences), _mean_cosine(hidden[real])
+
+
+def _mean_cosine(vectors: torch.Tensor) -> float:
+    """Mean cosine similarity over all pairs of distinct rows."""
+    unit = F.normalize(vectors, dim=-1)
+    n = len(unit)
+    return float(((unit @ unit.T).sum() - n) / (n * (n - 1)))

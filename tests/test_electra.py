@@ -96,3 +96,11 @@ def test_pretraining_keeps_the_skip_gram_vectors_and_saves_a_fine_tunable_encode
     model, _ = finetune.load_classifier(tmp_path / "electra")
     encoder = trainer.model.discriminator.model.state_dict()
     assert all(torch.equal(v, encoder[k]) for k, v in model.model.state_dict().items())
+
+
+def test_vector_similarity_sees_collapse(course_bert, tokenizer):
+    encoder = AutoModel.from_pretrained(course_bert)
+    sentences, tokens = electra.vector_similarity(encoder, tokenizer, TEXTS[:6])
+    assert -1 <= tokens <= sentences <= 1  # averaging over a sentence makes vectors more alike
+    encoder.final_norm.register_forward_hook(lambda module, inputs, out: torch.ones_like(out))  # collapse
+    assert electra.vector_similarity(encoder, tokenizer, TEXTS[:6]) == pytest.approx((1.0, 1.0))
