@@ -23,7 +23,7 @@ from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokeniz
 from . import checkpoints, data, models, word2vec
 from .runtime import cache_dir, profile, seed_everything
 from .objectives import causal_lm_collator, masked_lm_collator, unigram_loss
-from .tokenization import train_tokenizer
+from .tokenization import shipped_vocabulary, train_tokenizer, wordpiece
 from .costs import RunCost
 from .errors import ConfigError
 from .trainer import Trainer, TrainConfig, accuracy, next_token_accuracy, pick_device, pick_precision
@@ -151,7 +151,8 @@ def objective(arch: str, tokenizer, mask_rate: float) -> tuple:
 
 def pretrain(arch: str, preset: str, out_dir, max_steps: int, corpus: str = "sst2+wiki",
              vocab_size: int = 8000, block_size: int = 128, mask_rate: float = 0.15, word2vec_epochs: int = 0,
-             dropout: float = 0.0, uncased: bool = True, announce=None, **train_args) -> Trainer:
+             dropout: float = 0.0, uncased: bool = True, vocabulary: str | None = None, announce=None,
+             **train_args) -> Trainer:
     """Pretrain a GPT or BERT and save it with its tokenizer in ``out_dir``, or continue the run there.
 
     ``word2vec_epochs > 0`` first fills the embedding layer with skip-gram vectors trained for that
@@ -162,6 +163,8 @@ def pretrain(arch: str, preset: str, out_dir, max_steps: int, corpus: str = "sst
     and masking rate; otherwise it is refused, naming the difference.
     ``dropout`` applies to a new model (a resumed one keeps its saved configuration). ``uncased=False``
     keeps the text's characters as written in the tokenizer (Korean: ``tokenization.train_wordpiece``).
+    ``vocabulary`` names a WordPiece vocabulary the course ships (``tokenization.shipped_vocabulary``),
+    used instead of training one, where training would not give the same one on every machine.
     ``announce`` (e.g. ``print``) is told what happens — a new run, a continued one or an extension —
     once the checks have passed and before training starts.
     ``train_args`` are ``TrainConfig`` fields (batch_size, lr, warmup_steps, schedule, ...).
@@ -172,6 +175,8 @@ def pretrain(arch: str, preset: str, out_dir, max_steps: int, corpus: str = "sst
         run["mask_rate"] = mask_rate
     if not uncased:
         run["uncased"] = False
+    if vocabulary:
+        run["vocabulary"] = vocabulary
     resuming = checkpoints.is_resumable(out_dir)
     plan = describe_plan(out_dir, max_steps)
     stage1 = None
@@ -184,7 +189,8 @@ def pretrain(arch: str, preset: str, out_dir, max_steps: int, corpus: str = "sst
         model = load_model(arch, out_dir)
     else:
         texts = load_corpus(corpus)
-        tokenizer = train_tokenizer(arch, texts, vocab_size, **({} if uncased else {"uncased": False}))
+        tokenizer = (wordpiece(shipped_vocabulary(vocabulary), uncased) if vocabulary else
+                     train_tokenizer(arch, texts, vocab_size, **({} if uncased else {"uncased": False})))
         seed_everything(train_args.get("seed", 0))  # the initial weights depend only on the seed
         model = build_model(arch, preset, tokenizer, block_size, dropout)
         freeze = word2vec_epochs > 0
@@ -230,6 +236,7 @@ def describe_plan(out_dir: Path, max_steps: int) -> str:
 # epoch; both stop near 10 epochs with dropout on (the text repeats), the BERT keeps the skip-gram
 # stage that gave the cpu recipe its transfer, and both log every 25 steps (each log waits for the GPU).
 # They have not yet run on a GPU: benchmarks/RESULTS.md, "GPU profile".
+KOREAN_VOCABULARY = "korean_comments_wordpiece_8000.txt"  # train_wordpiece(comments, 8000, uncased=False)
 RECIPES = {
     ("gpt", "cpu"): dict(preset="tiny", max_steps=1000, corpus="sst2", vocab_size=4096, block_size=64,
                          batch_size=16, lr=2e-3, warmup_steps=50, eval_every=100, device="cpu", precision="fp32"),
@@ -244,13 +251,14 @@ RECIPES = {
     # Notebook 11's Korean BERT: the cpu BERT's two stages on the 33,893 unlabelled comments, short enough
     # to train inside the notebook's budget. WordPiece keeps the syllables (uncased would split them into
     # letters) and needs more than the English BERT's 4,096 entries, which Korean's syllables alone, each
-    # also as a ## continuation, would fill (notebook 11, exercise 4). The gpu recipe (not yet run on a GPU)
-    # goes about 10 times over the comments, which pack into about 90 steps of 128 blocks.
+    # also as a ## continuation, would fill (notebook 11, exercise 4); its vocabulary is the shipped one
+    # that training on the comments gave (see tokenization.shipped_vocabulary for why). The gpu recipe
+    # (not yet run on a GPU) goes about 10 times over the comments, which pack into about 90 steps of 128.
     ("korean-bert", "cpu"): dict(arch="bert", preset="tiny", max_steps=1500, corpus="korean", vocab_size=8000,
-                                 uncased=False, block_size=64, mask_rate=0.15, word2vec_epochs=5, batch_size=16,
+                                 uncased=False, vocabulary=KOREAN_VOCABULARY, block_size=64, mask_rate=0.15, word2vec_epochs=5, batch_size=16,
                                  lr=3e-3, warmup_steps=100, eval_every=500, device="cpu", precision="fp32"),
     ("korean-bert", "gpu"): dict(arch="bert", preset="small", max_steps=900, corpus="korean", vocab_size=8000,
-                                 uncased=False, block_size=64, mask_rate=0.15, word2vec_epochs=5, batch_size=128,
+                                 uncased=False, vocabulary=KOREAN_VOCABULARY, block_size=64, mask_rate=0.15, word2vec_epochs=5, batch_size=128,
                                  lr=2e-3, warmup_steps=50, eval_every=100, dropout=0.1, log_every=25),
 }
 

@@ -4,12 +4,15 @@ Two recipes, matching the two model families: WordPiece for BERT (lower-cased, `
 and byte-level BPE for GPT (no unknown tokens, ``<|endoftext|>`` between documents).
 The result is a ``PreTrainedTokenizerFast``, so ``save_pretrained``/``from_pretrained`` just work.
 """
+from pathlib import Path
+
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import PreTrainedTokenizerFast
 
 BERT_SPECIALS = {"pad_token": "[PAD]", "unk_token": "[UNK]", "cls_token": "[CLS]",
                  "sep_token": "[SEP]", "mask_token": "[MASK]"}
 GPT_EOS = "<|endoftext|>"
+VOCABULARIES = Path(__file__).parent / "vocabularies"
 
 
 def train_wordpiece(texts, vocab_size: int = 8000, min_frequency: int = 2,
@@ -19,14 +22,42 @@ def train_wordpiece(texts, vocab_size: int = 8000, min_frequency: int = 2,
     Uncased also strips accents, by decomposing characters (NFD): for Korean that splits every Hangul
     syllable into its letters (jamo), so a Korean tokenizer keeps the text as written (notebook 11).
     """
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tok.normalizer = normalizers.BertNormalizer(lowercase=uncased)
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok = _bert_pipeline(models.WordPiece(unk_token="[UNK]"), uncased)
     trainer = trainers.WordPieceTrainer(
         vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=list(BERT_SPECIALS.values()),
         show_progress=False)
     tok.train_from_iterator(texts, trainer)
-    tok.model = _sorted_wordpiece(tok)
+    tok.model = _sorted_wordpiece(tok.get_vocab())
+    return _bert_tokenizer(tok)
+
+
+def wordpiece(tokens, uncased: bool = True) -> PreTrainedTokenizerFast:
+    """The WordPiece tokenizer of a given vocabulary (e.g. ``shipped_vocabulary``), exactly as training makes it."""
+    tok = _bert_pipeline(_sorted_wordpiece(tokens), uncased)
+    tok.add_special_tokens(list(BERT_SPECIALS.values()))
+    return _bert_tokenizer(tok)
+
+
+def shipped_vocabulary(name: str) -> list:
+    """A vocabulary the course ships in ``course_lib/vocabularies`` (one token per line).
+
+    Why ship one: where many candidate merges are equally frequent, as for the thousands of rare Korean
+    syllables, the WordPiece trainer breaks the ties in hash order, which changes between processes, so
+    two trainings on the same text differ in a few of their last entries. A checkpoint that must come out
+    the same on every machine (notebook 11's Korean BERT) starts from the vocabulary its results came from.
+    """
+    return (VOCABULARIES / name).read_text(encoding="utf-8").rstrip("\n").split("\n")
+
+
+def _bert_pipeline(model, uncased: bool) -> Tokenizer:
+    tok = Tokenizer(model)
+    tok.normalizer = normalizers.BertNormalizer(lowercase=uncased)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    return tok
+
+
+def _bert_tokenizer(tok: Tokenizer) -> PreTrainedTokenizerFast:
+    """``[CLS] … [SEP]`` around each text, ``##`` pieces joined when decoding, wrapped for ``transformers``."""
     cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
@@ -35,15 +66,14 @@ def train_wordpiece(texts, vocab_size: int = 8000, min_frequency: int = 2,
     return PreTrainedTokenizerFast(tokenizer_object=tok, **BERT_SPECIALS)
 
 
-def _sorted_wordpiece(tok: Tokenizer) -> models.WordPiece:
+def _sorted_wordpiece(tokens) -> models.WordPiece:
     """The same vocabulary with reproducible ids: special tokens first, then the rest sorted.
 
-    The WordPiece trainer learns the same vocabulary every time but numbers its initial alphabet
-    in hash order, which changes between processes; a checkpoint and its tokenizer must not.
+    The WordPiece trainer numbers its initial alphabet in hash order, which changes between
+    processes; a checkpoint and its tokenizer must not.
     """
-    vocab = tok.get_vocab()
-    specials = [t for t in BERT_SPECIALS.values()]
-    ordered = specials + sorted(t for t in vocab if t not in specials)
+    specials = list(BERT_SPECIALS.values())
+    ordered = specials + sorted(t for t in tokens if t not in specials)
     return models.WordPiece({t: i for i, t in enumerate(ordered)}, unk_token="[UNK]")
 
 

@@ -3,7 +3,7 @@ import unicodedata
 
 import pytest
 
-from course_lib import finetune, korean, label_budget, pretraining, runtime
+from course_lib import data, finetune, korean, label_budget, pretraining, runtime, tokenization
 from course_lib.data import Split
 from course_lib.exercises import CheckFailed
 from course_lib.exercises import korean as checks
@@ -87,6 +87,7 @@ def test_the_korean_recipe_keeps_hangul_and_is_named_apart(monkeypatch, tmp_path
     for profile in runtime.PROFILES:
         recipe = pretraining.RECIPES[korean.CHECKPOINT, profile]
         assert (recipe["arch"], recipe["corpus"], recipe["uncased"]) == ("bert", "korean", False)
+        assert recipe["vocabulary"] == pretraining.KOREAN_VOCABULARY
     assert pretraining.checkpoint_dir(korean.CHECKPOINT).name.startswith("korean-bert-cpu-cpu-fp32-")
     assert set(korean.STARTS.values()) == set(finetune.STARTS)
 
@@ -127,3 +128,17 @@ def test_macro_f1_check_accepts_the_mean_and_explains_mistakes():
         checks.check_macro_f1(lambda c: 100 * macro(c))
     with pytest.raises(CheckFailed, match="nan"):
         checks.check_macro_f1(lambda c: float("nan"))
+
+
+def test_a_vocabulary_gives_back_the_tokenizer_trained_with_it():
+    trained = train_wordpiece(COMMENTS, vocab_size=120, uncased=False)
+    rebuilt = tokenization.wordpiece(list(trained.get_vocab()), uncased=False)
+    assert rebuilt.backend_tokenizer.to_str() == trained.backend_tokenizer.to_str()
+    assert rebuilt(COMMENTS)["input_ids"] == trained(COMMENTS)["input_ids"]
+
+
+def test_the_shipped_korean_vocabulary_is_what_training_on_the_comments_gives_but_for_ties():
+    shipped = tokenization.wordpiece(tokenization.shipped_vocabulary(pretraining.KOREAN_VOCABULARY), uncased=False)
+    assert len(shipped) == 8000 and shipped.tokenize("노래를 응원합니다") == ["노래를", "응원합니다"]
+    trained = train_wordpiece(data.korean_unlabeled_comments(), vocab_size=8000, uncased=False)
+    assert len(set(shipped.get_vocab()) & set(trained.get_vocab())) > 0.99 * 8000
