@@ -5,6 +5,7 @@ import pytest
 
 from course_lib import data, finetune, korean, label_budget, pretraining, runtime, tokenization
 from course_lib.data import Split
+from course_lib.errors import ConfigError
 from course_lib.exercises import CheckFailed
 from course_lib.exercises import korean as checks
 from course_lib.tokenization import train_bpe, train_wordpiece
@@ -93,7 +94,7 @@ def test_the_korean_recipe_keeps_hangul_and_is_named_apart(monkeypatch, tmp_path
 
 
 def test_unknown_arm_is_refused():
-    with pytest.raises(Exception, match="unknown arm"):
+    with pytest.raises(ConfigError, match="unknown arm"):
         korean.run("MiniLM", {"train": Split(["가"], [0])}, 1, 0)
 
 
