@@ -75,7 +75,7 @@ BAD_INVOCATIONS = [  # argv, exit status, part of the message
     (PT + ["--min-lr-ratio", "1.5"], 2, "argument --min-lr-ratio: must be a number in [0, 1]"),
     (PT + ["--vocab-size", "10"], 2, "argument --vocab-size: must be an integer >= 300"),
     (PT + ["--block-size", "4"], 2, "argument --block-size: must be an integer >= 8"),
-    (PT + ["--corpus", "nope"], 2, "unknown corpus 'nope'; choose from sst2, wiki"),
+    (PT + ["--corpus", "nope"], 2, "unknown corpus 'nope'; choose from korean, sst2, wiki"),
     (PT + ["--corpus", "wiki+nope"], 2, "unknown corpus 'nope'"),
     (PT + ["--checkpoint-every", "-1"], 2, "argument --checkpoint-every: must be an integer >= 0"),
     (PT + ["--warmup-steps", "-1"], 2, "argument --warmup-steps: must be an integer >= 0"),
