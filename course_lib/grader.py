@@ -107,17 +107,25 @@ def execute(nb, workdir: Path, timeout: int, label: str):
 def check_notebook(path: Path, timeout: int = 900) -> list:
     """Execute the notebook at ``path`` and return one ``Result`` per graded exercise."""
     nb = read_notebook(path)
-    exercises = [(index, name) for index, cell in enumerate(nb.cells) for name in graded(cell)]
-    if not exercises:
+    if not any(graded(cell) for cell in nb.cells):
         raise CourseError(f"{path} has no graded exercises (no exercises.grade(...) call); give a course notebook")
-    stopped = execute(nb, path.parent, timeout, path.stem)
+    return grades(nb, str(path), stopped=execute(nb, path.parent, timeout, path.stem))
+
+
+def grades(nb, name: str, stopped=None) -> list:
+    """One ``Result`` per graded exercise of the executed notebook ``nb``, read from its outputs.
+
+    ``stopped`` is ``execute``'s answer: exercises in and after the cell where a run stopped were not run.
+    The suite also reads the committed solution notebooks with it (their outputs are the ones nbval
+    re-creates), which is how it knows that every solution is graded correct.
+    """
     results = []
     for index, cell in enumerate(nb.cells):
         if stopped and index >= stopped[0]:
             where = f"the notebook stopped at cell {stopped[0] + 1}: {stopped[1]}"
-            results += [Result(str(path), name, NOT_RUN, where) for name in graded(cell)]
+            results += [Result(name, exercise, NOT_RUN, where) for exercise in graded(cell)]
         else:
-            results += [Result(str(path), *outcome) for outcome in outcomes(cell)]
+            results += [Result(name, *outcome) for outcome in outcomes(cell)]
     return results
 
 
