@@ -87,7 +87,9 @@ def classify(error) -> tuple:
 
 def execute(nb, workdir: Path, timeout: int, label: str):
     """Run ``nb`` cell by cell; return (index, reason) of the cell where it stopped, or None."""
-    client = NotebookClient(nb, timeout=timeout, allow_errors=True, resources={"metadata": {"path": str(workdir)}})
+    # log_level: the kernel's start-up warnings (e.g. about its local TCP transport) are not the learner's concern
+    client = NotebookClient(nb, timeout=timeout, allow_errors=True, resources={"metadata": {"path": str(workdir)}},
+                            extra_arguments=["--IPKernelApp.log_level=ERROR"])
     with client.setup_kernel():
         for index, cell in enumerate(tqdm(nb.cells, desc=label, unit="cell", leave=False)):
             if cell.cell_type != "code":
