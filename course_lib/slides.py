@@ -27,6 +27,11 @@ from .errors import CourseError
 IN_DECK = {"slide", "subslide", "fragment", "-", "notes"}
 ASSETS = {"reveal.js": ("sphinx-revealjs", "sphinx_revealjs/_static/revealjs"),
           "mathjax": ("jupyter-server-mathjax", "jupyter_server_mathjax/static")}
+# Each notebook's RISE settings (notebook metadata "rise", which jupyterlab-rise reads when presenting live):
+# RISE's default theme ("simple") fetches its fonts from Google, which fails offline and leaves console
+# errors; "white" (the decks' theme too) uses fonts reveal.js ships. RISE shows the cells without a slide
+# type on the slide above, so slides run long: they scroll.
+RISE = {"theme": "white", "scroll": True}
 MATHJAX_URL = "mathjax/MathJax.js?config=TeX-AMS-MML_HTMLorMML-full,Safe"
 
 # nbconvert's reveal template, minus everything it would fetch from the network (jQuery, RequireJS,
