@@ -19,13 +19,14 @@ def _init_without_stderr(self, *args, **kwargs):
 
 nbval.plugin.IPyNbFile.__init__ = _init_without_stderr
 
-# pytest-xdist hands out whole files (`--dist loadfile`) in collection order (`--no-loadscope-reorder`), each
-# worker holding about two at a time. Notebooks 06 and 05 train the course BERT and GPT into an empty cache;
-# 07, 09 and 10 need them and would wait on the checkpoint's lock. So the trainers go first, the notebook that
-# trains its own checkpoint (11) and the unit tests and notebooks that need none fill the other worker meanwhile,
-# and the notebooks that need both checkpoints go last.
-FIRST = ("06_", "05_", "07_", "11_")
-LAST = ("10_", "09_")
+# pytest-xdist hands out whole files (`--dist loadfile`) in collection order (`--no-loadscope-reorder`); a
+# worker takes the next file only when at most two tests of its current one are left. Notebooks 06 and 05
+# train the course BERT and GPT into an empty cache (06 for most of a quarter of an hour), and 07, 09 and 10
+# need them and would wait on the checkpoint's lock. So each worker starts on a trainer, the other worker
+# goes on to notebook 11 (which trains its own checkpoint), the unit tests and the notebooks that need no
+# BERT, and the notebooks that need the course BERT come last, longest first.
+FIRST = ("06_", "05_", "11_")
+LAST = ("10_", "09_", "07_")
 
 
 def _rank(item) -> tuple:
