@@ -21,20 +21,21 @@ nbval.plugin.IPyNbFile.__init__ = _init_without_stderr
 
 # pytest-xdist hands out whole files (`--dist loadfile`) in collection order (`--no-loadscope-reorder`); a
 # worker takes the next file only when at most two tests of its current one are left. Notebooks 06 and 05
-# train the course BERT and GPT into an empty cache (06 for most of a quarter of an hour), and 07, 09 and 10
-# need them and would wait on the checkpoint's lock. So each worker starts on a trainer, the other worker
-# goes on to notebook 11 (which trains its own checkpoint), the unit tests and the notebooks that need no
-# BERT, and the notebooks that need the course BERT come last, longest first.
+# train the course BERT and GPT into an empty cache (the suite's longest cells: benchmarks/RESULTS.md, "Test
+# suite and notebook CI times"); 07, 09 and 10 need the BERT and would wait on its lock. So each worker starts
+# on a trainer, the GPT's worker goes on to notebook 11 (which trains its own checkpoint), the unit tests and
+# the notebooks that need no BERT, and the notebooks that need it come last, longest first.
 FIRST = ("06_", "05_", "11_")
 LAST = ("10_", "09_", "07_")
 
 
 def _rank(item) -> tuple:
-    name = item.path.name
-    for group, prefixes in enumerate((FIRST, (), LAST)):
-        if name.startswith(prefixes):
-            return group * 10, prefixes.index(name[:3])
-    return 10, 0
+    prefix = item.path.name[:3]
+    if prefix in FIRST:
+        return 0, FIRST.index(prefix)
+    if prefix in LAST:
+        return 2, LAST.index(prefix)
+    return 1, 0
 
 
 def pytest_collection_modifyitems(items):
