@@ -362,11 +362,18 @@ def test_rise_presents_a_notebook_offline_and_runs_cells_live(jupyterlab, tmp_pa
 
         page = browser.open(f"{jupyterlab}/rise/live.ipynb?token=course", RISE_READY, jupyterlab)
         page.wait("document.querySelector('.reveal .present h1')")
-        page.click(*page.evaluate("(r => [r.x + 10, r.y + r.height / 2])"
-                                  "(document.querySelector('.reveal .present h1').getBoundingClientRect())"))
-        for _ in range(2):  # Shift+Enter, as in the notebook: renders the title cell, then runs the code cell
-            page.key("Enter", modifiers=8)
-        page.wait("document.body.innerText.includes('ran live: 42')", timeout=60)
+        # Keys pressed while the page or its kernel is still starting can be lost (seen on a loaded machine):
+        # select the title cell and press again until the output appears.
+        for attempt in range(4):
+            page.click(*page.evaluate("(r => [r.x + 10, r.y + r.height / 2])"
+                                      "(document.querySelector('.reveal .present h1, .reveal h1').getBoundingClientRect())"))
+            for _ in range(2):  # Shift+Enter, as in the notebook: renders the title cell, then runs the code cell
+                page.key("Enter", modifiers=8)
+            try:
+                page.wait("document.body.innerText.includes('ran live: 42')", timeout=30)
+                break
+            except AssertionError:
+                assert attempt < 3, "Shift+Enter never ran the cell in RISE"
         page.screenshot(SCREENSHOTS / "rise-live-cell.png")
         assert rise_problems(page) == []
     finally:
