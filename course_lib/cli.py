@@ -367,7 +367,8 @@ def parser() -> argparse.ArgumentParser:
     gr.add_argument("--timeout", type=positive, default=900, help="seconds one cell may run (default 900)")
     gr.add_argument("--student-copies", action="store_true",
                     help="for instructors: write every student copy into homework/ and check that each runs to "
-                         "the end with every graded exercise 'not attempted' (all notebooks: about 20-25 minutes on 2 cores with the course checkpoints cached)")
+                         "the end with every graded exercise 'not attempted' (all notebooks: about 20-25 minutes "
+                         "on 2 cores with the course checkpoints cached)")
     gr.set_defaults(func=cmd_check, check=check_check)
 
     sl = sub.add_parser("slides", help="build the lecture decks: offline reveal.js HTML from each notebook's "
