@@ -282,19 +282,24 @@ def add_hardware(p) -> None:
                    help="deterministic GPU kernels (slower); CPU runs repeat exactly without it")
 
 
+def command(sub, name: str, summary: str) -> argparse.ArgumentParser:
+    """A subcommand whose ``--help`` opens with the sentence the list of commands gives it."""
+    return sub.add_parser(name, help=summary, description=summary)
+
+
 def parser() -> argparse.ArgumentParser:
     p = Parser(prog="python -m course_lib", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--debug", action="store_true", help=f"show the traceback of an error (or set {DEBUG_ENV}=1)")
     sub = p.add_subparsers(dest="command", required=True)
 
-    d = sub.add_parser("demo", help="pretrained vs from-scratch MiniLM on a small SST-2 label budget (~3 min)")
+    d = command(sub, "demo", "pretrained vs from-scratch MiniLM on a small SST-2 label budget (~3 min)")
     d.add_argument("--labels", type=positive, default=500, help="labelled training sentences (default 500)")
-    d.add_argument("--epochs", type=positive, default=4)
-    d.add_argument("--seed", type=count, default=0)
+    d.add_argument("--epochs", type=positive, default=4, help="passes over the labels (default 4)")
+    d.add_argument("--seed", type=count, default=0, help="which labels are drawn and how weights start (default 0)")
     d.add_argument("--out", type=output_dir, default="runs/demo", help="where to save demo.png")
     d.set_defaults(func=cmd_demo, check=no_check)
 
-    pt = sub.add_parser("pretrain", help="self-supervised pretraining of a small GPT or BERT (resumable)")
+    pt = command(sub, "pretrain", "self-supervised pretraining of a small GPT or BERT (resumable)")
     pt.add_argument("--arch", choices=models.ARCHS, required=True)
     pt.add_argument("--preset", choices=sorted(models.PRESETS), default="tiny")
     pt.add_argument("--max-steps", type=positive, required=True,
@@ -323,14 +328,14 @@ def parser() -> argparse.ArgumentParser:
     add_hardware(pt)
     pt.set_defaults(func=cmd_pretrain, check=check_pretrain)
 
-    ck = sub.add_parser("checkpoints", help="the course's own GPT and BERT for notebooks 05-06: trained once "
+    ck = command(sub, "checkpoints", "the course's own GPT and BERT for notebooks 05-06: trained once "
                                             "into the cache (~14 minutes on 2 cores), found there afterwards; "
                                             "--arch korean-bert: notebook 11's Korean BERT (~4 minutes)")
     ck.add_argument("--arch", nargs="+", choices=sorted({name for name, _ in pretraining.RECIPES}),
                     default=list(models.ARCHS))
     ck.set_defaults(func=cmd_checkpoints, check=no_check)
 
-    ft = sub.add_parser("finetune", help="fine-tune a checkpoint on a labelled task")
+    ft = command(sub, "finetune", "fine-tune a checkpoint on a labelled task")
     ft.add_argument("--checkpoint", required=True, help=f"'{MINILM}' or a checkpoint directory")
     ft.add_argument("--task", choices=sorted(TASKS), default="sst2")
     ft.add_argument("--labels", type=positive, default=500, help="label budget: class-balanced training examples")
@@ -343,7 +348,7 @@ def parser() -> argparse.ArgumentParser:
     add_hardware(ft)
     ft.set_defaults(func=cmd_finetune, check=check_finetune)
 
-    ev = sub.add_parser("evaluate", help="loss and accuracy of a fine-tuned checkpoint")
+    ev = command(sub, "evaluate", "loss and accuracy of a fine-tuned checkpoint")
     ev.add_argument("--checkpoint", required=True, help="a directory written by finetune")
     ev.add_argument("--task", choices=sorted(TASKS), default="sst2")
     ev.add_argument("--split", default="dev", help="; ".join(f"{name}: {', '.join(data.SPLITS[task])}"
@@ -351,15 +356,15 @@ def parser() -> argparse.ArgumentParser:
     add_hardware(ev)
     ev.set_defaults(func=cmd_evaluate, check=check_evaluate)
 
-    dr = sub.add_parser("doctor", help="what is installed, found and assumed (versions, GPU, data, cache); "
+    dr = command(sub, "doctor", "what is installed, found and assumed (versions, GPU, data, cache); "
                                        "one line per problem with its fix")
     dr.set_defaults(func=cmd_doctor, check=no_check)
 
-    hw = sub.add_parser("homework", help="write student copies of the notebooks (solutions removed)")
-    hw.add_argument("--out", type=output_dir, default="homework")
+    hw = command(sub, "homework", "write student copies of the notebooks (solutions removed)")
+    hw.add_argument("--out", type=output_dir, default="homework", help="folder for the student copies (default homework)")
     hw.set_defaults(func=cmd_homework, check=no_check)
 
-    gr = sub.add_parser("check", help="run notebooks (student copies a learner worked on) and grade each graded "
+    gr = command(sub, "check", "run notebooks (student copies a learner worked on) and grade each graded "
                                       "exercise: correct / not attempted / wrong, with the check's hint / crashed")
     gr.add_argument("paths", nargs="*", type=Path, metavar="NOTEBOOK", help="one or more .ipynb files")
     gr.add_argument("--csv", type=Path, default=Path("grades.csv"),
@@ -371,10 +376,11 @@ def parser() -> argparse.ArgumentParser:
                          "on 2 cores with the course checkpoints cached)")
     gr.set_defaults(func=cmd_check, check=check_check)
 
-    sl = sub.add_parser("slides", help="build the lecture decks: offline reveal.js HTML from each notebook's "
+    sl = command(sub, "slides", "build the lecture decks: offline reveal.js HTML from each notebook's "
                                        "slide cells (slides/README.md)")
     sl.add_argument("--notebooks", type=Path, default=Path("notebooks"), help="folder of NN_name.ipynb notebooks")
-    sl.add_argument("--out", type=output_dir, default="slides/build")
+    sl.add_argument("--out", type=output_dir, default="slides/build",
+                    help="folder for the decks and their reveal.js/MathJax files (default slides/build)")
     sl.set_defaults(func=cmd_slides, check=no_check)
     return p
 
