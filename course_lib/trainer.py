@@ -288,7 +288,10 @@ class Trainer:
         Each micro-batch loss is weighted by its share of the step's targets (over all processes),
         so the gradient equals that of one big batch even when micro-batches hold different numbers
         of targets. Targets are counted on the CPU before the copy, so counting never waits for the
-        GPU. Returns (loss as a device tensor, tokens, FLOPs) of this process's share.
+        GPU. Batches are collated here, on the main thread: the loop does not wait for the GPU, so
+        collating the next step overlaps with the GPU computing this one; worker processes (a
+        ``DataLoader``) would draw the masks from random states a resumed run could not replay.
+        Returns (loss as a device tensor, tokens, FLOPs) of this process's share.
         """
         micro = len(examples) // self.cfg.grad_accum
         batches = [self.collate(examples[i:i + micro]) for i in range(0, len(examples), micro)]
