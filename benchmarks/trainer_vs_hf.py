@@ -22,6 +22,7 @@ best round is reported.
     python benchmarks/trainer_vs_hf.py                            # CPU: tiny GPT and BERT, 30 steps
     python benchmarks/trainer_vs_hf.py --threads 1 --clock process  # CPU shared with other jobs
     python benchmarks/trainer_vs_hf.py --device cuda --preset small --batch-size 64 --steps 100
+    python benchmarks/trainer_vs_hf.py --device cuda --preset small --batch-size 64 --steps 100 --hf-workers 4
 
 The last line is ``speedup vs transformers.Trainer: X.XX`` (course tokens/s / Trainer tokens/s, over
 all architectures). On a GPU the MFU of each side is printed too (``course_lib.costs``).
@@ -92,7 +93,7 @@ def run_hf(model, blocks, collate, args, device, precision) -> tuple:
             learning_rate=args.lr, weight_decay=0.01, warmup_steps=0, lr_scheduler_type="linear",
             max_grad_norm=1.0, bf16=precision == "bf16", use_cpu=device.type == "cpu", seed=0,
             eval_strategy="no", save_strategy="no", logging_strategy="no", report_to="none",
-            disable_tqdm=not args.progress)
+            disable_tqdm=not args.progress, dataloader_num_workers=args.hf_workers)
         trainer = transformers.Trainer(model=model, args=training_args, data_collator=collate,
                                        train_dataset=blocks, callbacks=[stamps])
         result = trainer.train()
@@ -158,6 +159,9 @@ def main(argv=None) -> None:
     parser.add_argument("--clock", default="wall", choices=["wall", "process"],
                         help="process: CPU seconds of this process instead of wall time; with --threads 1 it "
                              "measures the trainers' work on a machine busy with other jobs")
+    parser.add_argument("--hf-workers", type=int, default=0,
+                        help="transformers.Trainer's DataLoader worker processes (its default 0 collates on the main "
+                             "thread, as the course trainer does; more shows what prefetching buys)")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="hide both progress bars")
     args = parser.parse_args(argv)
     if args.warmup < 1:
