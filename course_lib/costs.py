@@ -193,7 +193,9 @@ def power_estimate(device: torch.device) -> tuple:
             return watts, f"estimated: board power {watts:.0f} W of {name} ({source}) x time"
         return UNLISTED_GPU_WATTS, f"estimated: assumed {UNLISTED_GPU_WATTS:.0f} W for the unlisted {name} x time"
     threads = torch.get_num_threads()
-    return threads * CPU_WATTS_PER_THREAD, f"estimated: assumed {CPU_WATTS_PER_THREAD:.0f} W x {threads} CPU threads"
+    plural = "s" if threads != 1 else ""
+    return (threads * CPU_WATTS_PER_THREAD,
+            f"estimated: assumed {CPU_WATTS_PER_THREAD:.0f} W x {threads} CPU thread{plural}")
 
 
 def _import_nvml():

@@ -173,10 +173,11 @@ def test_an_unlisted_gpu_is_estimated_and_says_so(monkeypatch):
     assert watts == costs.UNLISTED_GPU_WATTS and "assumed" in method and "Some Future GPU" in method
 
 
-def test_on_cpu_energy_is_estimated_per_thread():
+@pytest.mark.parametrize("threads, said", [(1, "1 CPU thread"), (2, "2 CPU threads")])
+def test_on_cpu_energy_is_estimated_per_thread(monkeypatch, threads, said):
+    monkeypatch.setattr(torch, "get_num_threads", lambda: threads)
     meter = costs.EnergyMeter(torch.device("cpu"))
-    threads = torch.get_num_threads()
-    assert meter.method == f"estimated: assumed 10 W x {threads} CPU threads"
+    assert meter.method == f"estimated: assumed 10 W x {said}"
     assert meter.joules(2.0) == pytest.approx(2.0 * threads * costs.CPU_WATTS_PER_THREAD)
 
 
@@ -196,5 +197,5 @@ def test_a_run_remembers_every_energy_method():
     cost.add(100, 1e9, 2.0, torch.device("cpu"))
     cost.add(100, 1e9, 2.0, torch.device("cpu"))
     cost.add(100, 1e9, 2.0, torch.device("cpu"), energy_joules=5.0, energy_method="measured: a meter")
-    threads = torch.get_num_threads()
-    assert cost.energy_method == f"estimated: assumed 10 W x {threads} CPU threads; then measured: a meter"
+    estimate = costs.power_estimate(torch.device("cpu"))[1]
+    assert cost.energy_method == f"{estimate}; then measured: a meter"
