@@ -13,6 +13,10 @@ little device time: one command, no cache to fill first.
                                         # skip-gram stage; says nothing about accuracy
 
 The last line is ``SST-2 dev accuracy from the course's own pretraining: X% in Y min on DEVICE``.
+``--plan`` trains nothing: it counts the run's tokens, epochs and FLOPs (the trainer's accounting) and the
+minutes they take on a named GPU at a given MFU, the figures a GPU run is to be held against.
+
+    COURSE_DATA_DIR=../shared/data python benchmarks/gpu_profile.py --plan --gpu "NVIDIA H100 80GB HBM3"
 """
 import argparse
 import tempfile
@@ -20,7 +24,8 @@ import time
 from pathlib import Path
 
 import course_lib
-from course_lib import data, finetune, pretraining
+from course_lib import costs, data, finetune, pretraining
+from course_lib.tokenization import train_tokenizer
 from course_lib.trainer import TrainConfig, pick_device
 
 
@@ -29,6 +34,28 @@ def stage(name: str, trainer, seconds: float) -> None:
     mfu = f", MFU {100 * cost.mfu:.1f}%" if cost.mfu else ""
     print(f"{name}: {trainer.step:,} steps in {seconds / 60:.1f} min, {cost.tokens / cost.seconds:,.0f} tokens/s"
           f"{mfu}, {cost.kwh * 1000:.1f} Wh ({cost.energy_method})", flush=True)
+
+
+def plan(recipe: dict, max_steps: int, labels: list, epochs: int, gpu: str) -> None:
+    """Print what the run will compute, counted on any machine: the figures to hold a GPU run against."""
+    block, batch = recipe["block_size"], recipe["batch_size"]
+    tokenizer = train_tokenizer("bert", pretraining.load_corpus(recipe["corpus"]), recipe["vocab_size"])
+    blocks, _ = pretraining.corpus_blocks(tokenizer, recipe["corpus"], block)
+    model = pretraining.build_model("bert", recipe["preset"], tokenizer, block)
+    profile = costs.flops_profile(model)
+    pretrain_flops = max_steps * profile.batch(batch * block, block, round(recipe["mask_rate"] * batch * block))
+    lengths = [len(example["input_ids"]) for example in finetune.encode(tokenizer, labels)]
+    # a classifier has no vocabulary layer: nothing is charged per prediction; padding is not counted
+    finetune_flops = epochs * sum(profile.batch(n, n, 0) for n in lengths)
+    print(f"pretraining: {max_steps:,} steps x {batch} blocks of {block} tokens = {max_steps * batch * block:,} "
+          f"tokens, {max_steps * batch / len(blocks):.1f} epochs of {len(blocks):,} blocks, {pretrain_flops:.2e} FLOPs")
+    print(f"fine-tuning: {epochs} x {len(lengths):,} sentences ({sum(lengths):,} tokens), {finetune_flops:.2e} FLOPs")
+    peak, _ = costs.gpu_spec_for(gpu)
+    if peak is None:
+        raise SystemExit(f"no peak FLOP/s listed for {gpu!r}: name a GPU of costs.GPU_SPECS")
+    for mfu in (0.05, 0.2, 0.4):
+        minutes = (pretrain_flops + finetune_flops) / (peak * mfu) / 60
+        print(f"on {gpu} at {100 * mfu:.0f}% MFU: {minutes:.2f} min of model compute")
 
 
 def main():
@@ -43,11 +70,15 @@ def main():
     parser.add_argument("--lr", type=float, default=2e-4, help="fine-tuning peak learning rate")
     parser.add_argument("--out", type=Path, default=None, help="where the checkpoint goes (default: a temporary "
                                                                    "directory, deleted at the end)")
+    parser.add_argument("--plan", action="store_true", help="count tokens, FLOPs and minutes; train nothing")
+    parser.add_argument("--gpu", default="NVIDIA H100 80GB HBM3", help="with --plan: the GPU whose peak to use")
     args = parser.parse_args()
     course_lib.setup()
-    device = pick_device(args.device)
     sst2 = data.load("sst2")
     labels = args.labels or len(sst2["train"])
+    if args.plan:
+        return plan(recipe, args.max_steps, sst2["train"].take(labels, seed=0), args.epochs, args.gpu)
+    device = pick_device(args.device)
     print(f"device: {device}; pretraining {args.max_steps:,} masked-LM steps by the gpu recipe, then "
           f"fine-tuning on {labels:,} SST-2 labels, {args.epochs} pass(es)", flush=True)
 

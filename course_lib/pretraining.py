@@ -235,7 +235,7 @@ def describe_plan(out_dir: Path, max_steps: int) -> str:
 # The gpu recipes: sst2+wiki packs into about 1.5M tokens of 128, so 92 steps of 128 blocks are one
 # epoch; both stop near 10 epochs with dropout on (the text repeats), the BERT keeps the skip-gram
 # stage that gave the cpu recipe its transfer, and both log every 25 steps (each log waits for the GPU).
-# They have not yet run on a GPU: benchmarks/RESULTS.md, "GPU profile".
+# They have not yet run on a GPU: benchmarks/RESULTS.md, "Hardening", the GPU figures.
 KOREAN_VOCABULARY = "korean_comments_wordpiece_8000.txt"  # train_wordpiece(comments, 8000, uncased=False)
 RECIPES = {
     ("gpt", "cpu"): dict(preset="tiny", max_steps=1000, corpus="sst2", vocab_size=4096, block_size=64,
