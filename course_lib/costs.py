@@ -336,7 +336,7 @@ PUBLISHED = [
     PublishedModel("GPT-1", 2018.44, 117e6, None, None, None,
                    "Radford et al. 2018; parameters not in the paper: 117M from Radford et al. 2019 (GPT-2, Table 2)"),
     # BERT: 1M steps of 256 sequences, 90% of the steps at length 128 and 10% at 512 (Devlin et al. 2018,
-    # appendix A.2), so about 4.26e10 tokens: the nominal 256 x 512 x 1M = 1.28e11 counts every step at 512.
+    # appendix A.2), so about 4.26e10 tokens: the nominal 256 x 512 x 1M = 1.31e11 counts every step at 512.
     PublishedModel("BERT-base", 2018.78, 110e6, 256 * (0.9 * 128 + 0.1 * 512) * 1e6, 1.507, 0.652,
                    "Devlin et al. 2018 (1M steps x 256 sequences, 90% of them 128 tokens long, 10% 512; "
                    "appendix A.2); energy: Strubell et al. 2019"),
