@@ -361,19 +361,22 @@ def test_rise_presents_a_notebook_offline_and_runs_cells_live(jupyterlab, tmp_pa
         assert rise_problems(page) == []
 
         page = browser.open(f"{jupyterlab}/rise/live.ipynb?token=course", RISE_READY, jupyterlab)
-        page.wait("document.querySelector('.reveal .present h1')")
-        # Keys pressed while the page or its kernel is still starting can be lost (seen on a loaded machine):
-        # select the title cell and press again until the output appears.
-        for attempt in range(4):
-            page.click(*page.evaluate("(r => [r.x + 10, r.y + r.height / 2])"
-                                      "(document.querySelector('.reveal .present h1, .reveal h1').getBoundingClientRect())"))
-            for _ in range(2):  # Shift+Enter, as in the notebook: renders the title cell, then runs the code cell
-                page.key("Enter", modifiers=8)
+        # Keys wait for the kernel: Shift+Enter on a notebook without one yet asks which kernel to start.
+        page.wait("document.querySelector('.reveal .present h1') && "
+                  "document.querySelector('.jp-KernelName')?.textContent.includes('ipykernel')", timeout=60)
+        page.click(*page.evaluate("(r => [r.x + 10, r.y + r.height / 2])"
+                                  "(document.querySelector('.reveal .present h1').getBoundingClientRect())"))
+        page.key("Enter", modifiers=8)  # Shift+Enter on the title: rendered, on to the code cell's slide
+        page.wait("document.querySelector('.reveal .present .jp-CodeCell.jp-mod-active')")
+        # Shift+Enter on the code cell. Sent over DevTools, the first press can open the cell's editor instead (as
+        # Enter alone does); pressed again, it runs the cell. Up to three presses, 20 seconds each.
+        for press in range(3):
+            page.key("Enter", modifiers=8)
             try:
-                page.wait("document.body.innerText.includes('ran live: 42')", timeout=30)
+                page.wait("document.body.innerText.includes('ran live: 42')", timeout=20)
                 break
             except AssertionError:
-                assert attempt < 3, "Shift+Enter never ran the cell in RISE"
+                assert press < 2, "Shift+Enter never ran the code cell in RISE"
         page.screenshot(SCREENSHOTS / "rise-live-cell.png")
         assert rise_problems(page) == []
     finally:
