@@ -329,8 +329,8 @@ def parser() -> argparse.ArgumentParser:
     pt.set_defaults(func=cmd_pretrain, check=check_pretrain)
 
     ck = command(sub, "checkpoints", "the course's own GPT and BERT for notebooks 05-06: trained once "
-                                            "into the cache (~14 minutes on 2 cores), found there afterwards; "
-                                            "--arch korean-bert: notebook 11's Korean BERT (~4 minutes)")
+                                     "into the cache (~14 minutes on 2 cores), found there afterwards; "
+                                     "--arch korean-bert: notebook 11's Korean BERT (~4 minutes)")
     ck.add_argument("--arch", nargs="+", choices=sorted({name for name, _ in pretraining.RECIPES}),
                     default=list(models.ARCHS))
     ck.set_defaults(func=cmd_checkpoints, check=no_check)
@@ -357,15 +357,16 @@ def parser() -> argparse.ArgumentParser:
     ev.set_defaults(func=cmd_evaluate, check=check_evaluate)
 
     dr = command(sub, "doctor", "what is installed, found and assumed (versions, GPU, data, cache); "
-                                       "one line per problem with its fix")
+                                "one line per problem with its fix")
     dr.set_defaults(func=cmd_doctor, check=no_check)
 
     hw = command(sub, "homework", "write student copies of the notebooks (solutions removed)")
-    hw.add_argument("--out", type=output_dir, default="homework", help="folder for the student copies (default homework)")
+    hw.add_argument("--out", type=output_dir, default="homework",
+                    help="folder for the student copies (default homework)")
     hw.set_defaults(func=cmd_homework, check=no_check)
 
     gr = command(sub, "check", "run notebooks (student copies a learner worked on) and grade each graded "
-                                      "exercise: correct / not attempted / wrong, with the check's hint / crashed")
+                               "exercise: correct / not attempted / wrong, with the check's hint / crashed")
     gr.add_argument("paths", nargs="*", type=Path, metavar="NOTEBOOK", help="one or more .ipynb files")
     gr.add_argument("--csv", type=Path, default=Path("grades.csv"),
                     help="where the summary of several notebooks goes (default grades.csv)")
@@ -377,7 +378,7 @@ def parser() -> argparse.ArgumentParser:
     gr.set_defaults(func=cmd_check, check=check_check)
 
     sl = command(sub, "slides", "build the lecture decks: offline reveal.js HTML from each notebook's "
-                                       "slide cells (slides/README.md)")
+                                "slide cells (slides/README.md)")
     sl.add_argument("--notebooks", type=Path, default=Path("notebooks"), help="folder of NN_name.ipynb notebooks")
     sl.add_argument("--out", type=output_dir, default="slides/build",
                     help="folder for the decks and their reveal.js/MathJax files (default slides/build)")
