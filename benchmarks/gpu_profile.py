@@ -32,15 +32,16 @@ from course_lib.trainer import TrainConfig, pick_device
 def stage(name: str, trainer, seconds: float) -> None:
     cost = trainer.cost
     mfu = f", MFU {100 * cost.mfu:.1f}%" if cost.mfu else ""
-    print(f"{name}: {trainer.step:,} steps in {seconds / 60:.1f} min, {cost.tokens / cost.seconds:,.0f} tokens/s"
+    print(f"{name}: {trainer.step:,} steps in {seconds / 60:.1f} min, {cost.tokens_per_second:,.0f} tokens/s"
           f"{mfu}, {cost.kwh * 1000:.1f} Wh ({cost.energy_method})", flush=True)
 
 
-def plan(recipe: dict, max_steps: int, labels: list, epochs: int, gpu: str) -> None:
+def plan(recipe: dict, max_steps: int, labels, epochs: int, gpu: str) -> None:
     """Print what the run will compute, counted on any machine: the figures to hold a GPU run against."""
     block, batch = recipe["block_size"], recipe["batch_size"]
-    tokenizer = train_tokenizer("bert", pretraining.load_corpus(recipe["corpus"]), recipe["vocab_size"])
-    blocks, _ = pretraining.corpus_blocks(tokenizer, recipe["corpus"], block)
+    texts = pretraining.load_corpus(recipe["corpus"])
+    tokenizer = train_tokenizer("bert", texts, recipe["vocab_size"])  # as pretrain() trains it
+    blocks, _ = pretraining.split_blocks(pretraining.pack(tokenizer, texts, block))
     model = pretraining.build_model("bert", recipe["preset"], tokenizer, block)
     profile = costs.flops_profile(model)
     pretrain_flops = max_steps * profile.batch(batch * block, block, round(recipe["mask_rate"] * batch * block))
@@ -76,8 +77,9 @@ def main():
     course_lib.setup()
     sst2 = data.load("sst2")
     labels = args.labels or len(sst2["train"])
+    train = sst2["train"].take(labels, seed=0)
     if args.plan:
-        return plan(recipe, args.max_steps, sst2["train"].take(labels, seed=0), args.epochs, args.gpu)
+        return plan(recipe, args.max_steps, train, args.epochs, args.gpu)
     device = pick_device(args.device)
     print(f"device: {device}; pretraining {args.max_steps:,} masked-LM steps by the gpu recipe, then "
           f"fine-tuning on {labels:,} SST-2 labels, {args.epochs} pass(es)", flush=True)
@@ -94,7 +96,7 @@ def main():
         steps = finetune.steps_for(labels, args.batch_size, args.epochs)
         config = TrainConfig(max_steps=steps, batch_size=args.batch_size, lr=args.lr, warmup_steps=steps // 10,
                              device=args.device, precision=args.precision, eval_every=max(1, steps // 4))
-        tuned = finetune.finetune(model, tokenizer, sst2["train"].take(labels, seed=0), sst2["dev"], config)
+        tuned = finetune.finetune(model, tokenizer, train, sst2["dev"], config)
         stage("fine-tuning", tuned, time.perf_counter() - pretrained)
 
     accuracy = tuned.history["eval"][-1]["accuracy"]
