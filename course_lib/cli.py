@@ -22,10 +22,11 @@ from pathlib import Path
 import torch
 from transformers import AutoConfig
 
-from . import checkpoints, data, distributed, models, pretraining, runtime
+from . import checkpoints, costs, data, distributed, finetune, hardware, models, pretraining, runtime
 from .errors import CheckpointError, ConfigError, CourseError
-from .finetune import MINILM, batch_size_for, encode, finetune, load_classifier, padding_collator, steps_for
-from .trainer import DEVICES, PRECISIONS, TrainConfig, accuracy, autocast, evaluate, pick_device, pick_precision
+from .finetune import MINILM
+from .hardware import DEVICES, PRECISIONS, pick_device, pick_precision
+from .trainer import accuracy, evaluate
 
 TASKS = {"sst2": "sst2", "korean-hate-speech": "korean_hate_speech"}
 DEBUG_ENV = "COURSE_DEBUG"
@@ -118,13 +119,15 @@ def check_pretrain(args) -> None:
     if unknown:
         raise UsageError(f"--corpus {args.corpus}: unknown corpus {', '.join(map(repr, unknown))}; choose from "
                          f"{', '.join(sorted(pretraining.CORPORA))}, joined with '+' (e.g. sst2+wiki)")
-    if args.warmup_steps is None:
-        args.warmup_steps = min(100, args.max_steps // 10)
-    if args.warmup_steps >= args.max_steps:
+    warmup = args.warmup_steps if args.warmup_steps is not None else pretraining.default_warmup(args.max_steps)
+    if args.warmup_steps is not None and args.warmup_steps >= args.max_steps:
         raise UsageError(f"--warmup-steps {args.warmup_steps} must be smaller than --max-steps {args.max_steps}; "
                          f"e.g. --warmup-steps {args.max_steps // 10}")
-    if args.decay_steps is not None and args.decay_steps <= args.warmup_steps:
-        raise UsageError(f"--decay-steps {args.decay_steps} must be larger than --warmup-steps {args.warmup_steps}")
+    if args.decay_steps is not None and args.decay_steps <= warmup:
+        raise UsageError(f"--decay-steps {args.decay_steps} must be larger than the warmup ({warmup} steps)")
+    if args.batch_size is not None and args.grad_accum is not None and args.batch_size % args.grad_accum:
+        raise UsageError(f"--batch-size {args.batch_size} does not split into --grad-accum {args.grad_accum} "
+                         "micro-batches; give a batch size divisible by it")
 
 
 def check_finetune(args) -> None:
@@ -180,13 +183,22 @@ def cmd_demo(args):
     demo.run(labels=args.labels, epochs=args.epochs, seed=args.seed, out_dir=args.out)
 
 
+# pretrain's options that are training settings: not given, a new run takes the course's default and a
+# continued run keeps what it was started with (pretraining.resumed_settings)
+RUN_SETTINGS = {"batch_size": 32, "grad_accum": 1, "lr": 1e-3, "warmup_steps": None, "decay_steps": None,
+                "min_lr_ratio": 0.1, "seed": 0, "log_every": 1, "checkpoint_every": 200}
+
+
 def cmd_pretrain(args):
+    given = {key: getattr(args, key) for key in RUN_SETTINGS if getattr(args, key) is not None}
+    defaults = {key: value for key, value in RUN_SETTINGS.items() if value is not None}
+    checkpoints.recover(args.out)  # a save a crash interrupted: finished or undone before anything is read
+    resuming = checkpoints.is_resumable(args.out)
     trainer = pretraining.pretrain(
         args.arch, args.preset, args.out, args.max_steps, corpus=args.corpus, vocab_size=args.vocab_size,
-        block_size=args.block_size, word2vec_epochs=args.word2vec_epochs, batch_size=args.batch_size, lr=args.lr,
-        warmup_steps=args.warmup_steps, decay_steps=args.decay_steps, min_lr_ratio=args.min_lr_ratio,
-        seed=args.seed, checkpoint_every=args.checkpoint_every, device=args.device, precision=args.precision,
-        announce=say)
+        block_size=args.block_size, word2vec_epochs=args.word2vec_epochs, device=args.device,
+        precision=args.precision, compile=args.compile, num_workers=args.num_workers, announce=say,
+        **(given if resuming else {**defaults, **given}))
     report(trainer, args.out)
 
 
@@ -197,25 +209,23 @@ def cmd_checkpoints(args):
 
 
 def cmd_finetune(args):
-    batch_size = batch_size_for(args.batch_size, args.labels)
     task = data.load(TASKS[args.task])
     train = task["train"].take(args.labels, seed=args.seed)
-    model, tokenizer = load_classifier(args.checkpoint, len(task.label_names))
-    steps = steps_for(args.labels, batch_size, args.epochs)
-    config = TrainConfig(max_steps=steps, batch_size=batch_size, lr=args.lr, warmup_steps=steps // 10,
-                         layer_decay=args.layer_decay, seed=args.seed, device=args.device, precision=args.precision)
-    print(f"{args.task} from {task.source}: {len(train)} labels, {steps} steps")
-    report(finetune(model, tokenizer, train, task["dev"], config, out_dir=args.out), args.out)
+    model, tokenizer = finetune.load_classifier(args.checkpoint, len(task.label_names))
+    lr = args.lr or finetune.learning_rate(MINILM if args.checkpoint == MINILM else "course")
+    config = finetune.recipe(args.labels, lr, args.seed, epochs=args.epochs, batch_size=args.batch_size,
+                             layer_decay=args.layer_decay, device=args.device, precision=args.precision, progress=True)
+    print(f"{args.task} from {task.source}: {len(train)} labels, {config.max_steps} steps at lr {lr:g}")
+    report(finetune.finetune(model, tokenizer, train, task["dev"], config, out_dir=args.out), args.out)
 
 
 def cmd_evaluate(args):
     task = data.load(TASKS[args.task])
     split = task[args.split]
-    model, tokenizer = load_classifier(args.checkpoint, len(task.label_names))
+    model, tokenizer = finetune.load_classifier(args.checkpoint, len(task.label_names))
     device = pick_device(args.device)
-    with autocast(device, pick_precision(args.precision, device)):
-        result = evaluate(model.to(device), encode(tokenizer, split), padding_collator(tokenizer),
-                          accuracy_fn=accuracy)
+    result = evaluate(model.to(device), finetune.encode(tokenizer, split), finetune.padding_collator(tokenizer),
+                      accuracy_fn=accuracy, precision=pick_precision(args.precision, device))
     print(json.dumps({"task": args.task, "split": args.split, "examples": len(split), "device": str(device),
                       **result}, indent=1))
 
@@ -275,7 +285,9 @@ def report(trainer, out) -> None:
 # --- the parser ----------------------------------------------------------------------------------
 
 def add_hardware(p) -> None:
-    p.add_argument("--device", choices=DEVICES, default="auto", help="where to run (default: a GPU if there is one)")
+    p.add_argument("--device", choices=DEVICES, default=None,
+                   help="where to run (default: the CPU under the default cpu profile, a GPU if there is one "
+                        f"under {runtime.PROFILE_ENV}=gpu; auto: a GPU if there is one)")
     p.add_argument("--precision", choices=PRECISIONS, default="auto",
                    help="number format of the computation (default: bf16 on GPUs that have it, else fp32)")
     p.add_argument("--deterministic", action="store_true",
@@ -294,7 +306,8 @@ def parser() -> argparse.ArgumentParser:
 
     d = command(sub, "demo", "pretrained vs from-scratch MiniLM on a small SST-2 label budget (~3 min)")
     d.add_argument("--labels", type=positive, default=500, help="labelled training sentences (default 500)")
-    d.add_argument("--epochs", type=positive, default=4, help="passes over the labels (default 4)")
+    d.add_argument("--epochs", type=positive, default=finetune.EPOCHS,
+                   help=f"passes over the labels, at least {finetune.MIN_STEPS} steps (default {finetune.EPOCHS})")
     d.add_argument("--seed", type=count, default=0, help="which labels are drawn and how weights start (default 0)")
     d.add_argument("--out", type=output_dir, default="runs/demo", help="where to save demo.png")
     d.set_defaults(func=cmd_demo, check=no_check)
@@ -313,18 +326,29 @@ def parser() -> argparse.ArgumentParser:
     pt.add_argument("--block-size", type=integer(MIN_BLOCK), default=128, help="tokens per training sequence")
     pt.add_argument("--word2vec-epochs", type=count, default=0,
                     help="first train skip-gram vectors for the (then frozen) embedding layer (course BERT: 5)")
-    pt.add_argument("--batch-size", type=positive, default=32)
-    pt.add_argument("--lr", type=positive_real, default=1e-3)
-    pt.add_argument("--warmup-steps", type=count, default=None,
-                    help="must be smaller than --max-steps (default: 100, or a tenth of --max-steps if smaller)")
-    pt.add_argument("--decay-steps", type=positive, default=None,
+    given = "; continuing a run, the run's own"
+    pt.add_argument("--batch-size", type=positive, help=f"sequences per optimizer step (default 32{given})")
+    pt.add_argument("--grad-accum", type=positive,
+                    help=f"micro-batches per step, for a batch that does not fit in memory at once (default 1{given})")
+    pt.add_argument("--lr", type=positive_real, help=f"peak learning rate (default 1e-3{given})")
+    pt.add_argument("--warmup-steps", type=count,
+                    help="must be smaller than --max-steps (default: 100, or a tenth of --max-steps if smaller"
+                         f"{given})")
+    pt.add_argument("--decay-steps", type=positive,
                     help="the step where the learning rate's decay ends (default: --max-steps of the run's start); "
                          "fixed when a run starts, so extending it never makes the rate jump back up")
-    pt.add_argument("--min-lr-ratio", type=real(lambda v: 0 <= v <= 1, "a number in [0, 1]"), default=0.1,
+    pt.add_argument("--min-lr-ratio", type=real(lambda v: 0 <= v <= 1, "a number in [0, 1]"),
                     help="the rate after the decay, as a share of the peak (default 0.1; 0 makes the run "
-                         "impossible to extend)")
-    pt.add_argument("--checkpoint-every", type=count, default=200, help="0: only at the end")
-    pt.add_argument("--seed", type=count, default=0)
+                         f"impossible to extend{given})")
+    pt.add_argument("--log-every", type=positive,
+                    help=f"steps between reads of the loss (each read waits for a GPU; default 1{given})")
+    pt.add_argument("--checkpoint-every", type=count, help=f"steps between checkpoints, 0: only at the end "
+                                                           f"(default 200{given})")
+    pt.add_argument("--seed", type=count, help=f"initial weights, data order and masks (default 0{given})")
+    pt.add_argument("--compile", action="store_true", help="torch.compile the model (faster on a GPU, after a "
+                                                           "minute of compiling)")
+    pt.add_argument("--num-workers", type=count, default=0,
+                    help="processes that collate the next batches while the GPU computes (default 0: this process)")
     add_hardware(pt)
     pt.set_defaults(func=cmd_pretrain, check=check_pretrain)
 
@@ -340,9 +364,13 @@ def parser() -> argparse.ArgumentParser:
     ft.add_argument("--task", choices=sorted(TASKS), default="sst2")
     ft.add_argument("--labels", type=positive, default=500, help="label budget: class-balanced training examples")
     ft.add_argument("--out", type=checkpoint_out, required=True)
-    ft.add_argument("--epochs", type=positive, default=4)
-    ft.add_argument("--batch-size", type=positive, default=32, help="at most --labels (a larger one is cut)")
-    ft.add_argument("--lr", type=positive_real, default=1e-4)
+    ft.add_argument("--epochs", type=positive, default=finetune.EPOCHS,
+                    help=f"passes over the labels, at least {finetune.MIN_STEPS} steps (default {finetune.EPOCHS})")
+    ft.add_argument("--batch-size", type=positive, default=finetune.BATCH_SIZE,
+                    help=f"at most --labels (a larger one is cut; default {finetune.BATCH_SIZE})")
+    ft.add_argument("--lr", type=positive_real, default=None,
+                    help=f"peak learning rate (default {finetune.learning_rate(MINILM):g} for {MINILM}, "
+                         f"{finetune.learning_rate('course'):g} for a course checkpoint)")
     ft.add_argument("--layer-decay", type=fraction, default=None, help="e.g. 0.8: lower layers learn slower")
     ft.add_argument("--seed", type=count, default=0)
     add_hardware(ft)
@@ -386,18 +414,38 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def check_environment() -> None:
+    """The course's environment variables are input too: each is read once here, before any work starts."""
+    runtime.profile()
+    runtime.cache_dir()
+    costs.carbon_intensity()
+    for name in (hardware.PEAK_ENV, hardware.WATTS_ENV, hardware.CPU_PEAK_ENV):
+        hardware.env_float(name)
+    mirror = data.mirror_dir()
+    if mirror is not None and not mirror.is_dir():
+        raise ConfigError(f"{data.MIRROR_ENV}={mirror} is not a directory; point it at a copy of the course data "
+                          "(shared/data), or unset it to download the data")
+
+
 def main(argv=None) -> None:
-    """Check the arguments, then run the command; a ``CourseError`` ends it with one line on stderr."""
+    """Check the arguments, then run the command; a ``CourseError`` ends it with one line on stderr.
+
+    So does an ``OSError`` (a file that cannot be read or written: permissions, a full disk): the
+    machine's problem to fix, not the course's bug, so it gets the same one line.
+    """
     debug = os.environ.get(DEBUG_ENV) == "1"
     try:
         args = parser().parse_args(argv)
         debug = debug or args.debug
+        check_environment()
         args.check(args)
-        runtime.setup(seed=getattr(args, "seed", 0),
+        runtime.setup(seed=getattr(args, "seed", None) or 0,
                       deterministic=args.command == "checkpoints" or getattr(args, "deterministic", False))
         args.func(args)
-    except CourseError as err:
+    except (CourseError, OSError) as err:
         if debug:
             traceback.print_exc()
         print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
         sys.exit(2 if isinstance(err, UsageError) else 1)
+    finally:
+        distributed.shutdown()

@@ -1,83 +1,174 @@
-"""What training costs: FLOPs, hardware utilisation, energy and CO2 — and the published figures.
+"""What training costs: FLOPs, hardware utilisation, energy and CO2.
 
-FLOPs follow the standard accounting (Kaplan et al. 2020; Chowdhery et al. 2022, app. B):
-a training step costs 6 FLOPs per matmul weight per token (2 forward, 4 backward) plus
-12·layers·hidden·seq_len per token for the attention scores. A masked LM that runs its output
-layer only where there is a label (ModernBERT's ``sparse_prediction``) pays for that layer per
-predicted position, not per token.
+FLOPs follow the standard accounting (Kaplan et al. 2020; Chowdhery et al. 2022, app. B): a matmul
+weight costs 2 FLOPs per token forward, 2 more backward for the gradient of its input and 2 for its
+own gradient, plus the attention scores, 4·hidden·seq_len per token and layer forward and twice that
+backward. Backward work is charged only where autograd does it: a frozen weight needs no gradient
+of its own, and nothing below the lowest trainable layer needs an input gradient — so a classifier
+whose body is frozen costs about a third of one that trains everything. A masked LM that runs its
+output layer only where there is a label (ModernBERT's ``sparse_prediction``) pays for that layer
+per predicted position, and a classifier head on a pooled vector once per sequence.
 
 Energy is measured where the GPU counts it (NVML's energy counter, read through the optional
 ``nvidia-ml-py`` package) and estimated otherwise: board power × time on a GPU,
 ``CPU_WATTS_PER_THREAD`` per busy thread on a CPU. Every figure carries the method that produced
 it, so nobody mistakes an estimate for a measurement.
 """
+import math
 import os
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
-import numpy as np
 import torch
+
+from . import hardware, optim
+from .errors import ConfigError
 
 CARBON_ENV = "COURSE_CARBON_INTENSITY"
 WORLD_CARBON_INTENSITY = 0.475  # kg CO2e per kWh, world average electricity (IEA, 2019)
 CPU_WATTS_PER_THREAD = 10.0     # a busy server core; laptop cores draw less, desktop more
-UNLISTED_GPU_WATTS = 300.0      # a mid-range data-centre board, for GPUs missing from GPU_SPECS
-PEAK_ENV, WATTS_ENV = "COURSE_GPU_PEAK_TFLOPS", "COURSE_GPU_WATTS"
-
-# Dense (no 2:4 sparsity) bf16 tensor-core peak FLOP/s with FP32 accumulate (fp16 where the chip has
-# no bf16) and board power in W, keyed by the exact name torch.cuda.get_device_name() returns.
-# Datasheets often print the sparse figure, twice the dense one; GeForce cards run FP32-accumulate
-# tensor math at half their FP16-accumulate rate. None: no vendor figure to trust.
-GPU_SPECS = {
-    # Blackwell: HGX B200 specifications, per GPU at its 1,000 W configuration
-    "NVIDIA B200": (2250e12, 1000),
-    # Hopper: H100 datasheet (SXM5 700 W; PCIe 350 W; NVL per GPU, 350-400 W configurable), H200 datasheet (SXM)
-    "NVIDIA H100 80GB HBM3": (989e12, 700),
-    "NVIDIA H100 PCIe": (756e12, 350),
-    "NVIDIA H100 NVL": (835e12, 400),
-    "NVIDIA H200": (989e12, 700),
-    # Ampere data centre: A100 datasheet (SXM4 400 W; PCIe 40GB 250 W, 80GB 300 W), A10 datasheet
-    "NVIDIA A100-SXM4-80GB": (312e12, 400),
-    "NVIDIA A100-SXM4-40GB": (312e12, 400),
-    "NVIDIA A100-PCIE-40GB": (312e12, 250),
-    "NVIDIA A100 80GB PCIe": (312e12, 300),
-    "NVIDIA A10": (125e12, 150),
-    # Ada: L4, L40 and L40S datasheets. The RTX 6000 Ada datasheet gives only a sparse FP8 figure.
-    "NVIDIA L4": (121e12, 72),
-    "NVIDIA L40": (181e12, 300),
-    "NVIDIA L40S": (362e12, 350),
-    "NVIDIA RTX 6000 Ada Generation": (None, 300),
-    # GeForce: NVIDIA's GA102, Ada and Blackwell architecture whitepapers, FP32-accumulate column;
-    # total board power
-    "NVIDIA GeForce RTX 3090": (71e12, 350),
-    "NVIDIA GeForce RTX 4090": (165e12, 450),
-    "NVIDIA GeForce RTX 5090": (209e12, 575),
-    # Turing and Volta, no bf16 (fp16 peak): T4 datasheet; V100 datasheet (SXM2 300 W, PCIe 250 W)
-    "Tesla T4": (65e12, 70),
-    "Tesla V100-SXM2-16GB": (125e12, 300),
-    "Tesla V100-SXM2-32GB": (125e12, 300),
-    "Tesla V100-PCIE-16GB": (112e12, 250),
-    "Tesla V100-PCIE-32GB": (112e12, 250),
-}
+UNLISTED_GPU_WATTS = 300.0      # a mid-range data-centre board, for GPUs missing from hardware.GPU_SPECS
+IGNORE = -100                   # the label value cross-entropy skips: "nothing to predict here"
 
 
 def carbon_intensity() -> float:
     """kg CO2e per kWh of the local grid (``COURSE_CARBON_INTENSITY``; default: world average)."""
-    return float(os.environ.get(CARBON_ENV, WORLD_CARBON_INTENSITY))
+    value = os.environ.get(CARBON_ENV, "").strip()
+    if not value:
+        return WORLD_CARBON_INTENSITY
+    try:
+        intensity = float(value)
+    except ValueError:
+        intensity = math.nan
+    if not 0 <= intensity < math.inf:
+        raise ConfigError(f"{CARBON_ENV}={value!r} is not a number of kg CO2e per kWh (e.g. 0.4); "
+                          "set it to one, or unset it for the world average")
+    return intensity
+
+
+# --- what a batch holds ---------------------------------------------------------------------
+
+def real_tokens(batch: dict) -> int:
+    """Tokens that are text, not padding (every position without an attention mask; without token ids,
+    one per example)."""
+    mask = batch.get("attention_mask")
+    if mask is not None:
+        return int(mask.sum())
+    return batch["input_ids"].numel() if "input_ids" in batch else len(next(iter(batch.values())))
+
+
+def real_rows(batch: dict) -> int:
+    """Sequences (or examples) in a batch."""
+    return len(batch["input_ids"] if "input_ids" in batch else next(iter(batch.values())))
+
+
+def labelled(batch: dict) -> int:
+    """Positions with a label to predict (not ``IGNORE``)."""
+    return int((batch["labels"] != IGNORE).sum())
 
 
 # --- FLOPs ----------------------------------------------------------------------------------
 
-def matmul_weights(model) -> list:
-    """Parameters that take part in a matrix multiply for every token they are used for.
+@dataclass(frozen=True)
+class FlopsProfile:
+    """A model's training FLOPs by unit of work, so a batch is priced by arithmetic alone.
 
-    Input embeddings are lookups, not matmuls, so they are excluded — unless they are
-    tied to the output layer, which multiplies hidden states by the whole vocabulary.
+    ``flops_profile`` walks the modules once; a trainer keeps the result until what trains changes.
     """
+    per_token: float             # the weights every token goes through
+    per_prediction: float = 0.0  # an output layer run only at predicted positions
+    per_sequence: float = 0.0    # a head run once per sequence, on a pooled vector
+    attention: float = 0.0       # attention-score FLOPs per token per position of context
+    predictions: Callable = labelled  # how many positions of a batch are predicted (for per_prediction)
+
+    def batch(self, n_tokens: int, seq_len: int, n_predicted: int | None = None,
+              n_sequences: int | None = None) -> float:
+        """Training FLOPs of ``n_tokens`` tokens in ``n_sequences`` sequences of ``seq_len``, ``n_predicted`` predicted."""
+        for needed, count, name in ((self.per_prediction, n_predicted, "n_predicted"),
+                                    (self.per_sequence, n_sequences, "n_sequences")):
+            if needed and count is None:
+                raise ValueError(f"this model's FLOPs depend on {name}: pass it")
+        return (n_tokens * (self.per_token + self.attention * seq_len) + (n_predicted or 0) * self.per_prediction
+                + (n_sequences or 0) * self.per_sequence)
+
+    def of(self, batch: dict) -> float:
+        """Training FLOPs of one collated batch (real tokens only: padding is no model work)."""
+        ids = batch.get("input_ids")
+        return self.batch(real_tokens(batch), ids.shape[1] if ids is not None else 1,
+                          self.predictions(batch) if self.per_prediction else None, real_rows(batch))
+
+    def __add__(self, other: "FlopsProfile") -> "FlopsProfile":
+        """Two networks trained side by side on the same batches (ELECTRA's generator and discriminator)."""
+        if self.predictions is not other.predictions and self.per_prediction and other.per_prediction:
+            raise ValueError("the two profiles count their predicted positions differently")
+        predictions = self.predictions if self.per_prediction else other.predictions
+        return FlopsProfile(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)[:4]),
+                            predictions=predictions)
+
+
+# Classifier heads that read one pooled vector per sequence, by class and module-name prefix.
+SEQUENCE_HEADS = {"ModernBertForSequenceClassification": ("head.", "classifier."),
+                  "BertForSequenceClassification": ("bert.pooler.", "classifier.")}
+
+
+def matmul_cost(trainable: bool, input_gradient: bool) -> int:
+    """FLOPs per weight and use: 2 forward, 2 for the weight's own gradient, 2 for the gradient of its input."""
+    return 2 + 2 * trainable + 2 * input_gradient
+
+
+def flops_profile(model) -> FlopsProfile:
+    """The ``FlopsProfile`` of ``model`` as it trains now (call again after freezing or unfreezing).
+
+    A model that prices itself (``model.flops_profile()``: ELECTRA's two networks, GPT-1's classifier
+    with its language-model loss) does so; any other goes through ``transformer_profile``.
+    """
+    return model.flops_profile() if hasattr(model, "flops_profile") else transformer_profile(model)
+
+
+def transformer_profile(model, sequence_modules: tuple | None = None, output_weights: tuple = ()) -> FlopsProfile:
+    """Price ``model``'s weights by where they run and what trains, from its layer groups (``optim``).
+
+    Input embeddings are lookups, not matmuls, and cost nothing — unless tied to the output layer,
+    which multiplies hidden states by the whole vocabulary. ``sequence_modules`` (name prefixes,
+    default ``SEQUENCE_HEADS``) run once per sequence; ``output_weights`` are more weights applied at
+    the top at predicted positions (GPT-1's tied language-model head). An encoder-decoder's decoder
+    runs on its targets, the labelled positions (its own attention is not counted: targets are short).
+    Models without a transformer config (any ``nn.Module``) count their weights alone.
+    """
+    n_layers = optim.num_layers(model)
+    top = n_layers + 1
+    sequence_modules = SEQUENCE_HEADS.get(type(model).__name__, ()) if sequence_modules is None else sequence_modules
+    config = getattr(model, "config", None)
     embeddings = {id(m.weight) for m in model.modules() if isinstance(m, torch.nn.Embedding)}
     output = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
-    tied_output = id(output.weight) if output is not None else None
-    return [p for p in model.parameters() if id(p) not in embeddings or id(p) == tied_output]
+    outputs = {id(output.weight)} if output is not None else set()
+    extra = {id(w) for w in output_weights}
+    tops = outputs | extra
+    per_prediction = extra | (sparse_output_weights(model) if getattr(model, "sparse_prediction", False) else set())
+    if getattr(config, "is_encoder_decoder", False):
+        per_prediction |= outputs | {id(p) for name, p in model.named_parameters() if name.startswith("decoder.")}
+
+    named = dict(model.named_parameters(remove_duplicate=False))
+    groups = {id(p): top if id(p) in tops else optim.layer_group(name, n_layers) for name, p in named.items()}
+    trained = [groups[id(p)] for p in named.values() if p.requires_grad]
+    lowest = min(trained, default=None)
+
+    def backward_reaches(group: int) -> bool:
+        """Whether gradients flow through this group: something at or below it trains."""
+        return lowest is not None and lowest <= group
+
+    cost = {"per_token": 0.0, "per_prediction": 0.0, "per_sequence": 0.0}
+    seen = set()
+    for name, p in named.items():
+        if id(p) in seen or (id(p) in embeddings and id(p) not in tops):
+            continue
+        seen.add(id(p))
+        where = ("per_prediction" if id(p) in per_prediction else
+                 "per_sequence" if name.startswith(sequence_modules) else "per_token")
+        cost[where] += p.numel() * matmul_cost(p.requires_grad, backward_reaches(groups[id(p)]))
+    hidden = getattr(config, "hidden_size", 0)
+    attention = sum(4 * hidden * (3 if backward_reaches(layer) else 1) for layer in range(1, n_layers + 1))
+    return FlopsProfile(**cost, attention=attention)
 
 
 def sparse_output_weights(model) -> set:
@@ -86,99 +177,9 @@ def sparse_output_weights(model) -> set:
     ModernBERT's masked LM with ``sparse_prediction`` drops unlabelled positions before its
     prediction head (``model.head``: dense + norm) and its decoder (tied to the vocabulary
     embeddings). The flag is read from the model, not its config: a classifier fine-tuned from
-    that config inherits the setting but has no such layer. Any other model: the empty set.
+    that config inherits the setting but has no such layer.
     """
-    if not getattr(model, "sparse_prediction", False):
-        return set()
     return {id(p) for m in (model.head, model.get_output_embeddings()) for p in m.parameters()}
-
-
-@dataclass(frozen=True)
-class FlopsProfile:
-    """A model's training FLOPs by unit of work, so a batch is priced by arithmetic alone.
-
-    ``flops_profile`` walks the modules once; a trainer keeps the result for the whole run.
-    """
-    per_token: float       # 6 x the weights every token goes through
-    per_prediction: float  # 6 x the output-layer weights run only at predicted positions (0 if none)
-    attention: float       # 12 x layers x hidden: attention-score FLOPs per token per position of context
-
-    def batch(self, n_tokens: int, seq_len: int, n_predicted: int | None = None) -> float:
-        """Training FLOPs of ``n_tokens`` tokens in sequences of ``seq_len``, ``n_predicted`` of them labelled."""
-        if n_predicted is None:
-            if self.per_prediction:
-                raise ValueError("this model runs its output layer only at labelled positions: pass n_predicted")
-            n_predicted = 0
-        return n_tokens * (self.per_token + self.attention * seq_len) + n_predicted * self.per_prediction
-
-
-def flops_profile(model) -> FlopsProfile:
-    """The ``FlopsProfile`` of ``model`` (walks its modules: compute once per run, not per step).
-
-    A model made of several networks (ELECTRA's generator and discriminator) prices itself.
-    """
-    if hasattr(model, "flops_profile"):
-        return model.flops_profile()
-    output = sparse_output_weights(model)
-    weights = matmul_weights(model)
-    cfg = model.config
-    return FlopsProfile(per_token=6 * sum(p.numel() for p in weights if id(p) not in output),
-                        per_prediction=6 * sum(p.numel() for p in weights if id(p) in output),
-                        attention=12 * cfg.num_hidden_layers * cfg.hidden_size)
-
-
-# --- the hardware: peak, power, bf16 ----------------------------------------------------------
-
-def _env_float(name: str) -> float | None:
-    value = os.environ.get(name)
-    if not value:
-        return None
-    try:
-        return float(value)
-    except ValueError:
-        raise ValueError(f"{name}={value!r} is not a number") from None
-
-
-def gpu_spec_sources(name: str) -> tuple:
-    """((peak FLOP/s, where from), (watts, where from)) for the GPU called ``name``.
-
-    An environment override (``COURSE_GPU_PEAK_TFLOPS``, ``COURSE_GPU_WATTS``) wins when set, for
-    chips the table lacks; otherwise the table's entry for the exact name, whitespace normalised.
-    """
-    peak, watts = GPU_SPECS.get(" ".join(name.split()), (None, None))
-    peak_tflops = _env_float(PEAK_ENV)
-    return (_overridden(peak, None if peak_tflops is None else peak_tflops * 1e12, PEAK_ENV),
-            _overridden(watts, _env_float(WATTS_ENV), WATTS_ENV))
-
-
-def _overridden(listed, override, env: str) -> tuple:
-    if override is not None:
-        return override, env
-    return listed, "datasheet table" if listed is not None else "unknown"
-
-
-def gpu_spec_for(name: str) -> tuple:
-    """(dense bf16 peak FLOP/s, board watts) of the GPU called ``name``; None for what is unknown."""
-    (peak, _), (watts, _) = gpu_spec_sources(name)
-    return peak, watts
-
-
-def gpu_spec(device: torch.device) -> tuple:
-    """``gpu_spec_for`` the GPU behind ``device``; (None, None) for anything but CUDA."""
-    device = torch.device(device)
-    if device.type != "cuda":
-        return None, None
-    return gpu_spec_for(torch.cuda.get_device_name(device))
-
-
-def native_bf16(device: torch.device) -> bool:
-    """Whether ``device`` runs bf16 matmuls in hardware: CUDA compute capability 8.0 (Ampere) or newer.
-
-    Not ``torch.cuda.is_bf16_supported()``, which also says yes where bf16 is only emulated and
-    slower than fp16 (e.g. a T4).
-    """
-    device = torch.device(device)
-    return device.type == "cuda" and torch.cuda.get_device_capability(device) >= (8, 0)
 
 
 # --- energy -------------------------------------------------------------------------------------
@@ -188,7 +189,7 @@ def power_estimate(device: torch.device) -> tuple:
     device = torch.device(device)
     if device.type == "cuda":
         name = torch.cuda.get_device_name(device)
-        _, (watts, source) = gpu_spec_sources(name)
+        watts, source = hardware.gpu_spec_sources(name)["watts"]
         if watts is not None:
             return watts, f"estimated: board power {watts:.0f} W of {name} ({source}) x time"
         return UNLISTED_GPU_WATTS, f"estimated: assumed {UNLISTED_GPU_WATTS:.0f} W for the unlisted {name} x time"
@@ -256,30 +257,52 @@ class EnergyMeter:
 
 @dataclass
 class RunCost:
-    """Totals of one training run."""
+    """Totals of one training run, over every process that trained it.
+
+    MFU is the model FLOPs done over what the hardware could have done in the same wall time:
+    ``capacity`` sums seconds x peak FLOP/s x processes of every stretch with a known peak, and
+    ``capacity_flops`` the FLOPs done in those stretches, so a run resumed on other hardware (or
+    with another number of processes) still gets one honest figure.
+    """
     tokens: int = 0
     flops: float = 0.0
     seconds: float = 0.0
     kwh: float = 0.0
     co2_kg: float = 0.0
-    mfu: float | None = None
     energy_method: str = ""
+    processes: int = 1
+    capacity: float = 0.0
+    capacity_flops: float = 0.0
 
     def add(self, tokens: int, flops: float, seconds: float, device: torch.device,
-            energy_joules: float | None = None, energy_method: str = "measured by the caller") -> None:
-        """One step's work. Its energy: ``energy_joules`` when given (e.g. from an ``EnergyMeter``,
-        with its ``method``), else estimated from ``power_estimate``. MFU needs a listed GPU peak."""
+            energy_joules: float | None = None, energy_method: str | None = None,
+            peak_flops: float | None = None, processes: int = 1) -> None:
+        """A stretch of a run: ``tokens`` and ``flops`` summed over ``processes``, in ``seconds`` of wall time.
+
+        Its energy: ``energy_joules`` with the ``energy_method`` that obtained it (e.g. an
+        ``EnergyMeter``'s), else estimated from ``power_estimate``. ``peak_flops`` is one device's
+        ceiling (``hardware.peak_flops``); without it the stretch counts for no MFU.
+        """
         if energy_joules is None:
-            watts, energy_method = power_estimate(device)
-            energy_joules = watts * seconds
+            watts, method = power_estimate(device)
+            energy_joules, energy_method = processes * watts * seconds, method
+        elif not energy_method:
+            raise ValueError("energy_joules needs its energy_method: say how the figure was obtained")
         self._record_method(energy_method)
         self.tokens += tokens
         self.flops += flops
         self.seconds += seconds
+        self.processes = max(self.processes, processes)
         self.kwh += energy_joules / 3.6e6
         self.co2_kg = self.kwh * carbon_intensity()
-        peak, _ = gpu_spec(device)
-        self.mfu = self.flops / self.seconds / peak if peak and self.seconds else None
+        if peak_flops:
+            self.capacity += seconds * peak_flops * processes
+            self.capacity_flops += flops
+
+    @property
+    def mfu(self) -> float | None:
+        """Model FLOPs utilisation, 0-1; None when no stretch of the run had a known peak."""
+        return self.capacity_flops / self.capacity if self.capacity else None
 
     def _record_method(self, method: str) -> None:
         """Keep every method a run's energy came from, e.g. after a resume on another machine."""
@@ -293,15 +316,16 @@ class RunCost:
         return self.tokens / self.seconds if self.seconds else 0.0
 
     def as_dict(self) -> dict:
-        return {**asdict(self), "tokens_per_second": self.tokens_per_second}
+        return {**asdict(self), "tokens_per_second": self.tokens_per_second, "mfu": self.mfu}
 
     @classmethod
     def from_dict(cls, saved: dict) -> "RunCost":
         """Inverse of ``as_dict`` (as stored in a checkpoint's trainer state).
 
         Checkpoints from before energy could be measured say ``power_method``: always an estimate.
+        Those from before MFU was split into its parts kept only the ratio: it is not carried over.
         """
-        saved = {k: v for k, v in saved.items() if k != "tokens_per_second"}
+        saved = {k: v for k, v in saved.items() if k not in ("tokens_per_second", "mfu")}
         if "power_method" in saved:
             old = saved.pop("power_method")
             saved.setdefault("energy_method", f"estimated: {old}" if old else "")
@@ -311,72 +335,3 @@ class RunCost:
         mfu = f", MFU {100 * self.mfu:.1f}%" if self.mfu is not None else ""
         return (f"{self.tokens:,} tokens, {self.flops:.2e} FLOPs, {self.kwh * 1000:.3f} Wh, "
                 f"{self.co2_kg * 1000:.3f} g CO2e{mfu} (energy {self.energy_method})")
-
-
-# --- published figures: the scale-up race in numbers --------------------------------------------
-
-@dataclass(frozen=True)
-class PublishedModel:
-    name: str
-    year: float          # publication date as a decimal year
-    params: float
-    tokens: float | None  # pretraining tokens, where the paper states them
-    mwh: float | None     # training energy, where measured/estimated by the cited work
-    tco2e: float | None
-    source: str
-
-    @property
-    def flops(self) -> float | None:
-        return 6 * self.params * self.tokens if self.tokens else None
-
-
-PUBLISHED = [
-    # GPT-1's paper gives no parameter count; 117M is the size of the model OpenAI released, the smallest in
-    # the GPT-2 paper's table of sizes (Radford et al. 2019).
-    PublishedModel("GPT-1", 2018.44, 117e6, None, None, None,
-                   "Radford et al. 2018; parameters not in the paper: 117M from Radford et al. 2019 (GPT-2, Table 2)"),
-    # BERT: 1M steps of 256 sequences, 90% of the steps at length 128 and 10% at 512 (Devlin et al. 2018,
-    # appendix A.2), so about 4.26e10 tokens: the nominal 256 x 512 x 1M = 1.31e11 counts every step at 512.
-    PublishedModel("BERT-base", 2018.78, 110e6, 256 * (0.9 * 128 + 0.1 * 512) * 1e6, 1.507, 0.652,
-                   "Devlin et al. 2018 (1M steps x 256 sequences, 90% of them 128 tokens long, 10% 512; "
-                   "appendix A.2); energy: Strubell et al. 2019"),
-    PublishedModel("BERT-large", 2018.78, 340e6, 256 * (0.9 * 128 + 0.1 * 512) * 1e6, None, None,
-                   "Devlin et al. 2018 (same schedule as BERT-base, appendix A.2)"),
-    PublishedModel("GPT-2", 2019.12, 1.5e9, None, None, None, "Radford et al. 2019"),
-    PublishedModel("RoBERTa-large", 2019.57, 355e6, 2.1e12, None, None, "Liu et al. 2019 (500k steps x 8k x 512 tokens)"),
-    PublishedModel("BART-large", 2019.83, 406e6, None, None, None, "Lewis et al. 2019"),
-    PublishedModel("T5-11B", 2019.81, 11e9, 1e12, 85.7, 46.7,
-                   "Raffel et al. 2019 (1M steps x 2^11 x 512 tokens); energy: Patterson et al. 2021"),
-    PublishedModel("GPT-3", 2020.41, 175e9, 300e9, 1287.0, 552.0, "Brown et al. 2020; energy: Patterson et al. 2021"),
-]
-
-
-# --- who can afford it: GPU-hours, the race's pace, amortisation --------------------------------
-
-def gpu_hours(flops: float, peak_flops: float, mfu: float) -> float:
-    """GPU-hours to do ``flops`` of training on GPUs of ``peak_flops`` FLOP/s kept ``mfu`` busy (0-1)."""
-    if not 0 < mfu <= 1:
-        raise ValueError(f"mfu is a fraction of the peak, in (0, 1], not {mfu}")
-    return flops / (peak_flops * mfu) / 3600
-
-
-def doubling_time_months(published: list) -> float:
-    """Months for the largest models to double in size: a straight line through log2(parameters) by year.
-
-    Fitted to every model given (not only the record holders), so it measures the field's pace.
-    """
-    years = [m.year for m in published]
-    slope = np.polyfit(years, np.log2([m.params for m in published]), 1)[0]
-    return 12 / slope
-
-
-def break_even_tasks(pretrain_flops: float, finetune_flops: float, scratch_flops: float) -> float | None:
-    """Tasks that must share one pretraining before it has paid for itself in compute.
-
-    Each task costs ``finetune_flops`` on top of the pretraining, or ``scratch_flops`` to reach the
-    same accuracy from random weights (more labels, so more steps). Pretraining pays off after
-    pretrain / (scratch - finetune) tasks; None when fine-tuning saves no compute per task (then
-    pretraining pays only in labels and accuracy, never in FLOPs).
-    """
-    saved = scratch_flops - finetune_flops
-    return pretrain_flops / saved if saved > 0 else None

@@ -12,16 +12,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from . import data, models  # noqa: E402
-from .finetune import MINILM, batch_size_for, finetune, labels_for, load_classifier, steps_for  # noqa: E402
-from .trainer import TrainConfig  # noqa: E402
+from .finetune import EPOCHS, MINILM, finetune, labels_for, learning_rate, load_classifier, recipe  # noqa: E402
 
-# name -> (start, learning rate). Pretrained weights want a small learning rate (don't wreck
-# them); random ones a large one.
-ARMS = {"pretrained MiniLM": ("pretrained", 1e-4), "MiniLM from scratch": ("scratch", 5e-4)}
+ARMS = {"pretrained MiniLM": "pretrained", "MiniLM from scratch": "scratch"}  # name -> start (finetune.STARTS)
 
 
-def run(labels: int = 500, epochs: int = 4, batch_size: int = 32, seed: int = 0, out_dir="runs/demo",
-        progress: bool = True) -> list:
+def run(labels: int = 500, epochs: int = EPOCHS, seed: int = 0, out_dir="runs/demo", progress: bool = True) -> list:
     """Run both arms; return one result dict per arm and save ``demo.png`` in ``out_dir``."""
     sst2 = data.load("sst2")
     print(f"SST-2 source: {sst2.source}")
@@ -30,14 +26,11 @@ def run(labels: int = 500, epochs: int = 4, batch_size: int = 32, seed: int = 0,
               f"(full SST-2); set {data.MIRROR_ENV} or go online for those")
     train, held_out = sst2["train"].take(labels_for(labels, len(sst2["train"])), seed=seed), sst2["dev"]
     print(f"{len(train)} labelled training sentences, {len(held_out)} held-out sentences\n")
-    batch_size = batch_size_for(batch_size, len(train))
-    steps = steps_for(len(train), batch_size, epochs)
     results = []
-    for name, (start_from, lr) in ARMS.items():
+    for name, start_from in ARMS.items():
         start = time.perf_counter()
         model, tokenizer = load_classifier(MINILM, start=start_from)
-        config = TrainConfig(max_steps=steps, batch_size=batch_size, lr=lr, warmup_steps=steps // 10, seed=seed,
-                             progress=progress)
+        config = recipe(len(train), learning_rate(MINILM, start_from), seed, epochs=epochs, progress=progress)
         trainer = finetune(model, tokenizer, train, held_out, config)
         results.append({"model": name, "params": models.count_parameters(model),
                         "accuracy": trainer.history["eval"][-1]["accuracy"], "history": trainer.history["train"],

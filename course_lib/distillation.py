@@ -17,10 +17,11 @@ from safetensors.torch import save_file
 from torch import nn
 from transformers.modeling_outputs import SequenceClassifierOutput
 
+from . import costs
 from .data import Split
 from .errors import ConfigError, DataError
-from .finetune import MINILM, finetune, load_classifier, logits, match_tokenizer, padding_collator, predict, steps_for
-from .label_budget import BATCH_SIZE, recipe
+from .finetune import (MINILM, finetune, learning_rate, load_classifier, logits, match_tokenizer, padding_collator,
+                       predict, recipe)
 from .pretraining import course_checkpoint
 from .runtime import seed_everything
 from .trainer import Trainer, TrainConfig
@@ -53,6 +54,10 @@ class Student(nn.Module):
     def __init__(self, classifier, temperature: float = 2.0):
         super().__init__()
         self.classifier, self.temperature, self.config = classifier, temperature, classifier.config
+
+    def flops_profile(self):
+        """The classifier's FLOPs: the teacher's logits come with the data, at no cost here."""
+        return costs.flops_profile(self.classifier)
 
     def forward(self, input_ids, attention_mask, teacher_logits, labels=None) -> SequenceClassifierOutput:
         out = self.classifier(input_ids=input_ids, attention_mask=attention_mask).logits
@@ -90,17 +95,15 @@ def sentences_per_second(model, tokenizer, texts: list, batch_size: int = 64, re
 
 # --- the experiment: MiniLM teaches the course's tiny BERT ------------------------------------
 
-STUDENT_LR = 1e-3  # the course BERT's fine-tuning rate (benchmarks/RESULTS.md, "Label-budget curves")
+STUDENT_LR = learning_rate("course")  # the course BERT's fine-tuning rate, whatever its student is taught by
 ARMS = ("labels only", "distilled, same sentences", "distilled, all sentences")
 
 
-def train_teacher(train: Split, dev: Split, epochs: int = 1, lr: float = 1e-4, seed: int = 0) -> tuple:
-    """(model, tokenizer, dev accuracy): the pretrained MiniLM fine-tuned on ``train``."""
+def train_teacher(train: Split, dev: Split, epochs: int = 1, seed: int = 0) -> tuple:
+    """(model, tokenizer, dev accuracy): the pretrained MiniLM fine-tuned on ``train`` for ``epochs`` passes."""
     seed_everything(seed)
     model, tokenizer = load_classifier(MINILM)
-    batch_size = 32
-    steps = steps_for(len(train), batch_size, epochs)
-    config = TrainConfig(max_steps=steps, batch_size=batch_size, lr=lr, warmup_steps=steps // 10, seed=seed)
+    config = recipe(len(train), learning_rate(MINILM), seed, epochs=epochs, progress=True)
     trainer = finetune(model, tokenizer, train, dev, config)
     return model, tokenizer, trainer.history["eval"][-1]["accuracy"]
 
@@ -153,8 +156,7 @@ def run(arm: str, sst2, teacher_logits: torch.Tensor, labels: int = 500, seed: i
             texts, config = gold.texts, recipe(labels, STUDENT_LR, seed)
         else:  # one pass: there are a hundred times more sentences than labels
             texts = train.take(sentences or len(train), seed).texts
-            steps = steps_for(len(texts), BATCH_SIZE, 1)
-            config = recipe(len(texts), STUDENT_LR, seed, max_steps=steps, warmup_steps=steps // 10)
+            config = recipe(len(texts), STUDENT_LR, seed, epochs=1)
         row = {text: i for i, text in enumerate(train.texts)}
         trainer = distill(model, tokenizer, texts, teacher_logits[[row[t] for t in texts]], config)
     correct = sum(p == y for p, y in zip(predict(model, tokenizer, dev.texts), dev.labels))

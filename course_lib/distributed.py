@@ -55,6 +55,21 @@ def sum_over_processes(tensor: torch.Tensor) -> torch.Tensor:
     return tensor
 
 
+def gather(obj) -> list:
+    """Every process's ``obj``, in rank order, on every process (``[obj]`` without torchrun)."""
+    if world_size() == 1:
+        return [obj]
+    found = [None] * world_size()
+    dist.all_gather_object(found, obj)
+    return found
+
+
 def barrier() -> None:
     if world_size() > 1:
         dist.barrier()
+
+
+def shutdown() -> None:
+    """Leave the process group at the end of a program (what ``init`` joined), so it exits cleanly."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()

@@ -24,26 +24,27 @@ from . import checkpoints, costs, models, pretraining
 from .costs import FlopsProfile
 from .objectives import masked_lm_collator
 from .runtime import seed_everything
-from .trainer import IGNORE, Trainer, TrainConfig
+from .trainer import Trainer, TrainConfig, forward_batches
 
 RTD_WEIGHT = 50.0  # λ: the detection loss is far smaller than the generator's (Clark et al. 2020, Appendix A)
 
 
 def replace_tokens(input_ids: torch.Tensor, mlm_labels: torch.Tensor, masked_logits: torch.Tensor,
-                   rng: torch.Generator | None = None) -> tuple:
+                   masked_positions: torch.Tensor, rng: torch.Generator | None = None) -> tuple:
     """ELECTRA's corrupted input: masked positions filled with tokens *sampled* from the generator.
 
-    ``mlm_labels`` holds the original token where a position was masked, ``IGNORE`` elsewhere;
-    ``masked_logits`` (n masked, vocab) are the generator's predictions at those positions, in
-    order. Returns (corrupted ids, replaced): replaced is 1 where the token now differs from the
-    original — a sampled token that happens to be the original counts as original, as in the paper.
+    ``masked_positions`` are the masked positions as indices into the flattened batch (the collator's
+    ``masked_positions``), ``mlm_labels`` holds the original token there, and ``masked_logits``
+    (n masked, vocab) are the generator's predictions at those positions, in that order. Returns
+    (corrupted ids, replaced): replaced is 1 where the token now differs from the original — a
+    sampled token that happens to be the original counts as original, as in the paper. Indexing by
+    position, not by a boolean mask, keeps a GPU from waiting to count the masked tokens.
     """
-    masked = mlm_labels != IGNORE
     sampled = torch.multinomial(masked_logits.float().softmax(-1), 1, generator=rng).squeeze(-1)
-    corrupted = input_ids.clone()
-    corrupted[masked] = sampled
-    replaced = torch.zeros_like(input_ids, dtype=torch.float)
-    replaced[masked] = (sampled != mlm_labels[masked]).float()
+    originals = mlm_labels.flatten().index_select(0, masked_positions)
+    corrupted = input_ids.flatten().index_put((masked_positions,), sampled).view_as(input_ids)
+    replaced = torch.zeros(input_ids.numel(), device=input_ids.device).index_put(
+        (masked_positions,), (sampled != originals).float()).view_as(input_ids)
     return corrupted, replaced
 
 
@@ -94,13 +95,13 @@ class Electra(nn.Module):
 
     def flops_profile(self) -> FlopsProfile:
         """Both networks' FLOPs: what equal compute with masked LM has to count."""
-        g, d = costs.flops_profile(self.generator), costs.flops_profile(self.discriminator)
-        return FlopsProfile(g.per_token + d.per_token, g.per_prediction, g.attention + d.attention)
+        return costs.flops_profile(self.generator) + costs.flops_profile(self.discriminator)
 
-    def forward(self, input_ids, labels, attention_mask=None) -> ElectraOutput:
-        generated = self.generator(input_ids=input_ids, attention_mask=attention_mask, labels=labels)
+    def forward(self, input_ids, labels, masked_positions, attention_mask=None) -> ElectraOutput:
+        generated = self.generator(input_ids=input_ids, attention_mask=attention_mask, labels=labels,
+                                   masked_positions=masked_positions)
         with torch.no_grad():
-            corrupted, replaced = replace_tokens(input_ids, labels, generated.logits)
+            corrupted, replaced = replace_tokens(input_ids, labels, generated.logits, masked_positions)
         logits = self.discriminator(input_ids=corrupted, attention_mask=attention_mask).logits.squeeze(-1)
         detection = replaced_token_detection_loss(logits, replaced, attention_mask)
         return ElectraOutput(loss=generated.loss + self.rtd_weight * detection, logits=logits, corrupted=corrupted,
@@ -124,7 +125,7 @@ def collator(tokenizer, rate: float = 0.15):
     BERT keeps 10% unchanged and 10% random so that it does not learn "only [MASK] matters"; here
     the discriminator, the part that is fine-tuned, never sees [MASK] at all.
     """
-    return masked_lm_collator(tokenizer, rate, mask_prob=1.0, random_prob=0.0)
+    return masked_lm_collator(tokenizer, rate, positions=True, mask_prob=1.0, random_prob=0.0)
 
 
 def pretrain(out_dir, max_steps: int, tokenizer_from, embeddings_from=None, preset: str = "tiny",
@@ -152,7 +153,6 @@ def pretrain(out_dir, max_steps: int, tokenizer_from, embeddings_from=None, pres
     return trainer
 
 
-@torch.no_grad()
 def vector_similarity(encoder, tokenizer, texts: list, max_length: int = 64) -> tuple:
     """(mean cosine between sentence vectors, between token vectors) of ``encoder``'s last layer on ``texts``.
 
@@ -160,10 +160,11 @@ def vector_similarity(encoder, tokenizer, texts: list, max_length: int = 64) -> 
     has nothing to tell sentences apart by. Sentence vectors are mean-pooled, as the course's
     classifiers pool them; token vectors are every real token of every text.
     """
-    encoder.eval()
-    batch = tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
-    hidden = encoder(**batch).last_hidden_state
-    real = batch["attention_mask"].bool()
+    def collate(chunk):
+        return tokenizer(chunk, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+
+    [(batch, out)] = forward_batches(encoder, texts, collate, batch_size=len(texts))
+    hidden, real = out.last_hidden_state.float(), batch["attention_mask"].bool()
     sentences = torch.stack([h[m].mean(0) for h, m in zip(hidden, real)])
     return _mean_cosine(sentences), _mean_cosine(hidden[real])
 

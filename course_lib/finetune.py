@@ -2,7 +2,9 @@
 
 One path for the demo, the CLI's ``finetune`` and ``evaluate``, the notebooks and the benchmarks:
 ``load_classifier`` gives the model (the real MiniLM, or a course checkpoint from one of the
-``STARTS``) with fine-tuning dropout switched on; ``finetune`` trains it with the course trainer.
+``STARTS``) with fine-tuning dropout switched on; ``recipe`` is the course's one fine-tuning
+schedule, at the learning rate ``learning_rate`` gives each starting point; ``finetune`` trains with
+the course trainer.
 """
 import torch
 from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM, AutoModelForSequenceClassification, AutoTokenizer
@@ -10,9 +12,10 @@ from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM, AutoModelF
 from . import checkpoints, models
 from .data import Split
 from .errors import ConfigError
+from .hardware import pick_device
 from .objectives import masked_lm_collator
 from .runtime import seed_everything
-from .trainer import Trainer, TrainConfig, accuracy, evaluate, pick_device
+from .trainer import Trainer, TrainConfig, accuracy, evaluate, forward_batches, model_device
 
 # Pretraining runs without dropout (each token is seen a few times); fine-tuning on a few hundred
 # labels repeats them for epochs, so dropout comes back on, at BERT's and GPT's 0.1.
@@ -20,14 +23,42 @@ FINETUNE_DROPOUT = {
     "modernbert": dict(embedding_dropout=0.1, attention_dropout=0.1, mlp_dropout=0.1, classifier_dropout=0.1),
     "gpt2": dict(embd_pdrop=0.1, attn_pdrop=0.1, resid_pdrop=0.1, summary_first_dropout=0.1),
 }
-FINETUNE = dict(max_steps=160, batch_size=32, lr=1e-3, warmup_steps=16)  # 10 epochs of 500 labels
 STARTS = ("pretrained", "embeddings", "scratch")
 MINILM = "minilm"
+
+# The course's fine-tuning schedule: EPOCHS passes over the labels in batches of BATCH_SIZE, at least
+# MIN_STEPS steps (a small budget gets many epochs), a tenth of them warmup, then linear decay to 0.
+EPOCHS, MIN_STEPS, BATCH_SIZE = 3, 50, 32
+# Peak learning rate by model and start. Pretrained weights want a small rate (large steps wreck what they
+# know), random ones a larger one; the course's own checkpoints are 20x smaller than MiniLM and were
+# pretrained at 1e-3 or more. Where each comes from: benchmarks/RESULTS.md, "Fine-tuning strategies and the
+# learning-rate sweep" (MiniLM) and "Korean track" (the Korean BERT).
+LEARNING_RATES = {
+    "minilm": {"pretrained": 1e-4, "scratch": 5e-4},
+    "course": {"pretrained": 1e-3, "embeddings": 1e-3, "scratch": 1e-3},  # the course GPT and BERT
+    "korean-bert": {"pretrained": 3e-3, "embeddings": 3e-3, "scratch": 3e-3},
+}
 
 
 def steps_for(n_labels: int, batch_size: int, epochs: int) -> int:
     """Optimizer steps for ``epochs`` passes over ``n_labels`` examples (at least one)."""
     return max(1, n_labels * epochs // batch_size)
+
+
+def learning_rate(model: str, start: str = "pretrained") -> float:
+    """The course's fine-tuning rate for ``model`` (a key of ``LEARNING_RATES``) from ``start``."""
+    if model not in LEARNING_RATES or start not in LEARNING_RATES[model]:
+        raise ConfigError(f"no learning rate for {model!r} from {start!r}; the course has "
+                          + "; ".join(f"{m}: {', '.join(rates)}" for m, rates in LEARNING_RATES.items()))
+    return LEARNING_RATES[model][start]
+
+
+def recipe(labels: int, lr: float, seed: int = 0, epochs: int = EPOCHS, **overrides) -> TrainConfig:
+    """The course's fine-tuning schedule for ``labels`` examples at peak rate ``lr``; ``overrides`` are TrainConfig fields."""
+    batch_size = batch_size_for(overrides.pop("batch_size", BATCH_SIZE), labels)
+    steps = overrides.pop("max_steps", max(steps_for(labels, batch_size, epochs), MIN_STEPS))
+    return TrainConfig(**{"max_steps": steps, "batch_size": batch_size, "lr": lr, "warmup_steps": steps // 10,
+                          "seed": seed, "progress": False, **overrides})
 
 
 def labels_for(labels: int, available: int) -> int:
@@ -121,28 +152,27 @@ def finetune(model, tokenizer, train: Split, dev: Split, config: TrainConfig, ma
 
 def transfer_accuracy(checkpoint, train: Split, dev: Split, start: str = "pretrained", seed: int = 0,
                       **overrides) -> float:
-    """Dev accuracy after fine-tuning on ``train`` from one of the ``STARTS`` with the ``FINETUNE`` recipe."""
+    """Dev accuracy after fine-tuning a course checkpoint on ``train`` from one of the ``STARTS``, by ``recipe``."""
     seed_everything(seed)
     model, tokenizer = load_classifier(checkpoint, start=start)
-    config = TrainConfig(**{**FINETUNE, "seed": seed, "progress": False, **overrides})
+    config = recipe(len(train), overrides.pop("lr", learning_rate("course", start)), seed, **overrides)
     return finetune(model, tokenizer, train, dev, config).history["eval"][-1]["accuracy"]
 
 
-@torch.no_grad()
 def logits(model, tokenizer, texts: list, batch_size: int = 64, max_length: int = 64) -> torch.Tensor:
     """The model's output logits for raw ``texts``, one row per text, in the order given.
 
     Texts are batched shortest first, so each batch pads to a length close to its own sentences'
     instead of to the longest sentence of a random draw (the same answers, far fewer FLOPs).
     """
-    model.eval()
-    device = next(model.parameters()).device
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    rows = []
-    for i in range(0, len(texts), batch_size):
-        batch = tokenizer([texts[j] for j in order[i:i + batch_size]], truncation=True, padding=True,
-                          max_length=min(max_length, tokenizer.model_max_length), return_tensors="pt").to(device)
-        rows.append(model(**batch).logits.float().cpu())
+    limit = min(max_length, tokenizer.model_max_length)
+
+    def collate(chunk):
+        return tokenizer(chunk, truncation=True, padding=True, max_length=limit, return_tensors="pt")
+
+    rows = [out.logits.float().cpu()
+            for _, out in forward_batches(model, [texts[j] for j in order], collate, batch_size)]
     by_length = torch.cat(rows) if rows else torch.empty(0, model.config.num_labels)
     return by_length[torch.tensor(order, dtype=torch.long).argsort()]
 
@@ -158,8 +188,7 @@ def masked_lm_loss(classifier, checkpoint, blocks: list, seed: int = 0) -> float
     How much of its pretraining task a fine-tuned model can still do: catastrophic forgetting as a
     number. The masks are drawn with ``seed``, so every model compared fills the same blanks.
     """
-    mlm = AutoModelForMaskedLM.from_pretrained(checkpoint)
+    mlm = AutoModelForMaskedLM.from_pretrained(checkpoint).to(model_device(classifier))
     mlm.base_model.load_state_dict(classifier.base_model.state_dict())
-    seed_everything(seed)
     collate = masked_lm_collator(AutoTokenizer.from_pretrained(checkpoint))
-    return evaluate(mlm, blocks, collate)["loss"]
+    return evaluate(mlm, blocks, collate, seed=seed)["loss"]

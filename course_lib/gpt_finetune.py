@@ -1,33 +1,27 @@
-"""Two ways to make a GPT classify sentences: fine-tune it (GPT-1) or prompt it (GPT-2, GPT-3).
+"""Fine-tuning a GPT to classify sentences, GPT-1's way (Radford et al. 2018, sections 3.2-3.3).
 
-**Fine-tuning, GPT-1's recipe** (Radford et al. 2018, sections 3.2-3.3). A decoder reads left to
-right, so the input is rewritten into one token sequence whose *last* token has seen everything:
-``<start> text <extract>`` (a pair: ``<start> a <delim> b <extract>``). A linear layer W_y reads the
-final hidden state at ``<extract>``. The three tokens are new: they get rows in the embedding matrix,
-which fine-tuning trains with W_y. The loss keeps the pretraining objective on the labelled
-sentences as an auxiliary term, ``L = L_task + λ·L_LM`` with λ = 0.5.
-
-**Prompting** (GPT-2, GPT-3): no weight changes. The sentence is followed by a template
-(" it was") and the label whose word (" terrible" / " great") the model finds more likely wins;
-k labelled examples written the same way before it make it k-shot (in-context learning).
+A decoder reads left to right, so the input is rewritten into one token sequence whose *last*
+token has seen everything: ``<start> text <extract>`` (a pair: ``<start> a <delim> b <extract>``).
+A linear layer W_y reads the final hidden state at ``<extract>``. The three tokens are new: they get
+rows in the embedding matrix, which fine-tuning trains with W_y. The loss keeps the pretraining
+objective on the labelled sentences as an auxiliary term, ``L = L_task + λ·L_LM`` with λ = 0.5.
+The other way, prompting without changing a weight, is ``prompting``.
 """
-import random
-import statistics
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
-from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, GPT2ForSequenceClassification
+from transformers import AutoConfig, AutoTokenizer, GPT2ForSequenceClassification
 from transformers.modeling_outputs import SequenceClassifierOutput
 
-from . import pretraining
+from . import costs, pretraining
+from .costs import IGNORE
 from .data import Split
 from .errors import ConfigError
-from .finetune import FINETUNE_DROPOUT, match_tokenizer, padding_collator
-from .label_budget import recipe
+from .finetune import FINETUNE_DROPOUT, learning_rate, match_tokenizer, recipe
 from .runtime import seed_everything
-from .trainer import IGNORE, Trainer, accuracy
+from .trainer import Trainer, forward_batches
 
 # --- GPT-1's input transformation -----------------------------------------------------------------
 
@@ -70,9 +64,28 @@ def encode(tokenizer, split: Split, max_length: int = 64) -> list:
                                for text, label in zip(split.texts, split.labels))]
 
 
+def collator(tokenizer, special_ids: list, extract_id: int):
+    """Pad GPT-1-transformed examples into a batch, and find on the CPU where the model will read it.
+
+    ``extract_positions`` (the extract token of each row) and ``lm_positions`` (the auxiliary LM's
+    targets, as indices into the flattened (batch, length - 1) grid) are what ``GPT1Classifier`` would
+    otherwise find with boolean masks on the GPU, waiting for it every step to count them.
+    """
+    def collate(examples: list) -> dict:
+        batch = tokenizer.pad(examples, return_tensors="pt")
+        return {**batch, "extract_positions": find_extract(batch["input_ids"], extract_id),
+                "lm_positions": lm_positions(batch["input_ids"], batch["attention_mask"], special_ids)}
+    return collate
+
+
+def model_collator(model, tokenizer):
+    """``collator`` for ``model``'s own GPT-1 tokens."""
+    return collator(tokenizer, model.config.gpt1_token_ids, model.config.extract_token_id)
+
+
 # --- the model: a classifier on the extract token, plus the auxiliary language model ---------------
 
-def extract_positions(input_ids: torch.Tensor, extract_id: int) -> torch.Tensor:
+def find_extract(input_ids: torch.Tensor, extract_id: int) -> torch.Tensor:
     """Index of the extract token in each row (the first one, should a row hold several)."""
     found = input_ids == extract_id
     if not found.any(-1).all():
@@ -95,6 +108,11 @@ def causal_lm_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits[:, :-1].flatten(0, 1), targets[:, 1:].flatten(), ignore_index=IGNORE)
 
 
+def lm_positions(input_ids: torch.Tensor, attention_mask: torch.Tensor, special_ids: list) -> torch.Tensor:
+    """Where the auxiliary LM has a target: indices into the flattened (batch, length - 1) grid of shifted targets."""
+    return (lm_targets(input_ids, attention_mask, special_ids)[:, 1:].flatten() != IGNORE).nonzero().squeeze(1)
+
+
 class GPT1Classifier(GPT2ForSequenceClassification):
     """``GPT2ForSequenceClassification`` with GPT-1's fine-tuning: W_y on the extract token, L = L_task + λ·L_LM.
 
@@ -103,35 +121,46 @@ class GPT1Classifier(GPT2ForSequenceClassification):
     language-modelling loss through the pretrained output layer (GPT-2's LM head *is* the input
     embedding matrix, tied, so ``hidden @ wte.T`` is exactly the pretrained next-token predictor).
     Its configuration carries ``lm_weight`` (λ), ``extract_token_id`` and ``gpt1_token_ids``.
+    Batches from ``collator`` say where to read; any other batch is searched here instead.
     """
 
     def __init__(self, config):
         super().__init__(config)
         self.dropout = torch.nn.Dropout(config.summary_first_dropout)
 
-    def forward(self, input_ids, attention_mask=None, labels=None, **kwargs):
+    def forward(self, input_ids, attention_mask=None, labels=None, extract_positions=None, lm_positions=None,
+                **kwargs):
         attention_mask = torch.ones_like(input_ids) if attention_mask is None else attention_mask
+        if extract_positions is None:
+            extract_positions = find_extract(input_ids, self.config.extract_token_id)
         hidden = self.transformer(input_ids, attention_mask=attention_mask).last_hidden_state
         rows = torch.arange(len(input_ids), device=input_ids.device)
-        logits = self.score(self.dropout(hidden[rows, extract_positions(input_ids, self.config.extract_token_id)]))
+        logits = self.score(self.dropout(hidden[rows, extract_positions]))
         loss = task_loss = lm_loss = None
         if labels is not None:
             loss = task_loss = F.cross_entropy(logits, labels)
             if self.config.lm_weight or not self.training:  # training with λ = 0 skips it; evaluation reports it
-                lm_loss = self.lm_loss(hidden, input_ids, attention_mask)
+                lm_loss = self.lm_loss(hidden, input_ids, attention_mask, lm_positions)
                 loss = task_loss + self.config.lm_weight * lm_loss
         return GPT1Output(loss=loss, logits=logits, task_loss=task_loss, lm_loss=lm_loss)
 
-    def lm_loss(self, hidden, input_ids, attention_mask) -> torch.Tensor:
+    def lm_loss(self, hidden, input_ids, attention_mask, positions=None) -> torch.Tensor:
         """``causal_lm_loss`` through the tied output layer, computed only where there is a target.
 
         The same number as the full (batch, length, vocabulary) logits would give, without paying
         for the vocabulary-wide output layer at padding and special tokens.
         """
-        targets = lm_targets(input_ids, attention_mask, self.config.gpt1_token_ids)[:, 1:]
-        keep = targets != IGNORE
-        logits = hidden[:, :-1][keep] @ self.transformer.wte.weight.T
-        return F.cross_entropy(logits, targets[keep])
+        if positions is None:
+            positions = lm_positions(input_ids, attention_mask, self.config.gpt1_token_ids)
+        targets = lm_targets(input_ids, attention_mask, self.config.gpt1_token_ids)[:, 1:].flatten()
+        logits = hidden[:, :-1].flatten(0, 1).index_select(0, positions) @ self.transformer.wte.weight.T
+        return F.cross_entropy(logits, targets.index_select(0, positions))
+
+    def flops_profile(self) -> costs.FlopsProfile:
+        """W_y once per sentence; with λ > 0, the tied output layer at every LM target (``lm_positions``)."""
+        lm_head = (self.transformer.wte.weight,) if self.config.lm_weight else ()
+        profile = costs.transformer_profile(self, sequence_modules=("score.",), output_weights=lm_head)
+        return replace(profile, predictions=lambda batch: len(batch["lm_positions"]))
 
 
 @dataclass
@@ -165,26 +194,26 @@ def load_gpt1_classifier(checkpoint=None, start: str = "pretrained", lm_weight: 
 
 def finetune(model, tokenizer, train: Split, config, max_length: int = 64) -> Trainer:
     """Fine-tune with the course trainer on GPT-1-transformed inputs; the trainer keeps the history."""
-    trainer = Trainer(model, encode(tokenizer, train, max_length), padding_collator(tokenizer), config,
-                      tokenizer=tokenizer)
+    trainer = Trainer(model, encode(tokenizer, train, max_length), model_collator(model, tokenizer), config,
+                      tokenizer=tokenizer, targets=len_labels)
     trainer.fit()
     return trainer
 
 
-@torch.no_grad()
+def len_labels(batch: dict) -> int:
+    """A classification batch's targets: one label per sentence."""
+    return len(batch["labels"])
+
+
 def evaluate(model, examples: list, collate, batch_size: int = 64) -> dict:
     """Accuracy, mean task loss and mean auxiliary LM loss (per predicted token) over ``examples``.
 
     The LM loss on held-out sentences says how much of its pretraining skill a fine-tuned model
     kept: the thing the auxiliary objective is there to protect.
     """
-    model.eval()
     correct = task = lm = tokens = 0.0
-    for i in range(0, len(examples), batch_size):
-        batch = collate(examples[i:i + batch_size])
-        out = model(**batch)
-        n_tokens = int((lm_targets(batch["input_ids"], batch["attention_mask"],
-                                   model.config.gpt1_token_ids)[:, 1:] != IGNORE).sum())
+    for batch, out in forward_batches(model, examples, collate, batch_size):
+        n_tokens = len(batch["lm_positions"])
         correct += (out.logits.argmax(-1) == batch["labels"]).sum().item()
         task += out.task_loss.item() * len(batch["labels"])
         lm += out.lm_loss.item() * n_tokens
@@ -208,12 +237,12 @@ ARMS = {arm.name: arm for arm in (
     Arm("random weights, λ=0", "scratch", 0.0),
     Arm("random weights, λ=0.5", "scratch", AUX_LM_WEIGHT),
 )}
-LR = 1e-3  # the course GPT's fine-tuning rate, the course BERT's too (notebook 07)
 BUDGETS = (100, 500, 2000)
 
 
-def run(arm_name: str, sst2, labels: int, seed: int = 0, lr: float = LR, checkpoint=None, **overrides) -> dict:
-    """One run: ``labels`` balanced SST-2 training sentences drawn with ``seed``, label_budget's schedule.
+def run(arm_name: str, sst2, labels: int, seed: int = 0, lr: float | None = None, checkpoint=None,
+        **overrides) -> dict:
+    """One run: ``labels`` balanced SST-2 training sentences drawn with ``seed``, by ``finetune.recipe``.
 
     The same draw as ``label_budget.run``, so these rows line up with the course BERT's and TF-IDF's.
     Returns dev accuracy, the dev losses (task, LM), steps and seconds. ``overrides`` are ``TrainConfig``
@@ -226,145 +255,9 @@ def run(arm_name: str, sst2, labels: int, seed: int = 0, lr: float = LR, checkpo
     train = sst2["train"].take(labels, seed=seed)
     seed_everything(seed)
     model, tokenizer = load_gpt1_classifier(checkpoint, start=arm.start, lm_weight=arm.lm_weight)
-    trainer = finetune(model, tokenizer, train, recipe(labels, lr, seed, **overrides))
+    trainer = finetune(model, tokenizer, train, recipe(labels, lr or learning_rate("course", arm.start), seed,
+                                                        **overrides))
     scores = evaluate(model, encode(tokenizer, sst2["dev"]), trainer.collate)
     return {"arm": arm.name, "labels": labels, "seed": seed, "dev": scores["accuracy"],
             "dev_task_loss": scores["task_loss"], "dev_lm_loss": scores["lm_loss"], "steps": trainer.step,
             "seconds": time.perf_counter() - began}
-
-
-# --- prompting: label words, demonstrations, calibration -------------------------------------------
-
-TEMPLATE = "{text} it was"             # LM-BFF's SST-2 template (Gao et al. 2021), lower-cased like SST-2
-LABEL_WORDS = (" terrible", " great")  # label id -> word: 0 negative, 1 positive
-CONTENT_FREE = ("n/a", "")             # inputs with no sentiment (Zhao et al. 2021's "N/A" and the empty one)
-SHOTS = (0, 1, 4, 8)
-
-
-def window(model) -> int:
-    """The most tokens the model has positions for (64 for the course GPT, 1,024 for GPT-2)."""
-    return model.config.n_positions
-
-
-def demonstration(text: str, label: int, template: str = TEMPLATE, words=LABEL_WORDS) -> str:
-    """One solved example, written the way the query will be: ``"a gem . it was great ."``."""
-    return template.format(text=text) + words[label] + " ."
-
-
-def prompt(text: str, demos: Split | None = None, template: str = TEMPLATE, words=LABEL_WORDS,
-           separator: str = "\n") -> str:
-    """The demonstrations, then the query with the template; the model's next word is the answer."""
-    shots = [demonstration(t, y, template, words) for t, y in zip(demos.texts, demos.labels)] if demos else []
-    return separator.join(shots + [template.format(text=text)])
-
-
-def fit_prompt(tokenizer, text: str, demos: Split | None, limit: int, separator: str, template: str = TEMPLATE,
-               words=LABEL_WORDS) -> tuple:
-    """(prompt, demonstrations kept): the earliest demonstrations are dropped until prompt and label fit in ``limit`` tokens.
-
-    Whole demonstrations go, never half of one; a query too long on its own is cut from the left
-    later, by ``label_logprobs``.
-    """
-    longest = max(len(tokenizer(w, add_special_tokens=False)["input_ids"]) for w in words)
-    n = len(demos) if demos else 0
-    while True:
-        kept = Split(demos.texts[len(demos) - n:], demos.labels[len(demos) - n:]) if n else None
-        text_prompt = prompt(text, kept, template, words, separator)
-        if n == 0 or len(tokenizer(text_prompt, add_special_tokens=False)["input_ids"]) + longest <= limit:
-            return text_prompt, n
-        n -= 1
-
-
-@torch.no_grad()
-def label_logprobs(model, tokenizer, prompts: list, words=LABEL_WORDS, batch_size: int = 64) -> torch.Tensor:
-    """log p(word | prompt) for every prompt and label word, shape (prompts, words).
-
-    A word of several tokens scores the sum of its tokens' log-probabilities, each given the prompt
-    and the word's earlier tokens: one sequence per (prompt, word). When every word is one token,
-    one sequence per prompt gives them all at its last position. The output layer runs only where a
-    word's token is predicted, not at every position. Sequences longer than the model's window
-    lose their first tokens.
-    """
-    model.eval()
-    device = next(model.parameters()).device
-    word_ids = [tokenizer(w, add_special_tokens=False)["input_ids"] for w in words]
-    prompt_ids = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
-    if all(len(w) == 1 for w in word_ids):
-        sequences = [(p[-window(model):], [w[0] for w in word_ids], 1) for p in prompt_ids]
-    else:  # (prompt + word) with the word's last token dropped: each of its tokens is predicted once
-        sequences = [((p + w)[-window(model) - 1:-1], w, len(w)) for p in prompt_ids for w in word_ids]
-    scores = []
-    for i in range(0, len(sequences), batch_size):
-        chunk = sequences[i:i + batch_size]
-        width = max(len(seq) for seq, _, _ in chunk)
-        ids = torch.tensor([seq + [tokenizer.pad_token_id] * (width - len(seq)) for seq, _, _ in chunk], device=device)
-        mask = (torch.arange(width) < torch.tensor([len(seq) for seq, _, _ in chunk])[:, None]).long().to(device)
-        hidden = model.base_model(input_ids=ids, attention_mask=mask).last_hidden_state
-        for row, (seq, targets, n) in enumerate(chunk):
-            logprobs = model.get_output_embeddings()(hidden[row, len(seq) - n:len(seq)]).float().log_softmax(-1)
-            if n == 1 and len(targets) > 1:  # every word read at the last position
-                scores += list(logprobs[0, targets])
-            else:
-                scores.append(logprobs[torch.arange(n), torch.tensor(targets, device=device)].sum())
-    return torch.stack(scores).view(len(prompts), len(words)).cpu()
-
-
-def draw_demonstrations(train: Split, k: int, seed: int, max_words: int = 8) -> Split | None:
-    """``k`` training examples drawn at random (as GPT-3 drew them) among those of at most ``max_words`` words.
-
-    Short ones, so that several fit in a small model's window next to a dev sentence.
-    """
-    if k == 0:
-        return None
-    pool = [i for i, text in enumerate(train.texts) if 2 <= len(text.split()) <= max_words]
-    chosen = random.Random(seed).sample(pool, k)
-    return Split([train.texts[i] for i in chosen], [train.labels[i] for i in chosen])
-
-
-def calibrate(scores: torch.Tensor, content_free: torch.Tensor) -> torch.Tensor:
-    """Contextual calibration (Zhao et al. 2021): divide out the label bias the prompt has on its own.
-
-    ``content_free`` are the label-word scores for inputs that say nothing ("n/a", ""); their mean
-    probability over the label words is the model's prior for each word *in this prompt*. In log
-    space dividing is subtracting, after both are normalised over the label words.
-    """
-    return scores.log_softmax(-1) - content_free.log_softmax(-1).exp().mean(0).log()
-
-
-def k_shot(model, tokenizer, train: Split, dev: Split, k: int, seed: int = 0, separator: str = "\n",
-           template: str = TEMPLATE, words=LABEL_WORDS) -> dict:
-    """Accuracy on ``dev`` of ``k`` demonstrations (drawn with ``seed``) and the label words, no training.
-
-    Also: contextual calibration (Zhao et al. 2021): the same prompt with a content-free input tells
-    how much the model favours each word *before* reading any sentence; dividing that out (in
-    log space: subtracting) removes the bias. Returns raw and calibrated accuracy, the share of
-    sentences predicted positive, and how many demonstrations fitted in the window on average.
-    """
-    demos = draw_demonstrations(train, k, seed)
-    fitted = [fit_prompt(tokenizer, text, demos, window(model), separator, template, words) for text in dev.texts]
-    scores = label_logprobs(model, tokenizer, [p for p, _ in fitted], words)
-    content_free = [fit_prompt(tokenizer, text, demos, window(model), separator, template, words)[0]
-                    for text in CONTENT_FREE]
-    labels = torch.tensor(dev.labels)
-    raw = scores.argmax(-1)
-    calibrated = calibrate(scores, label_logprobs(model, tokenizer, content_free, words)).argmax(-1)
-    return {"k": k, "seed": seed, "accuracy": (raw == labels).float().mean().item(),
-            "calibrated": (calibrated == labels).float().mean().item(),
-            "positive_share": (raw == 1).float().mean().item(),
-            "demos_used": statistics.mean(n for _, n in fitted)}
-
-
-def prompt_model(name: str = "course") -> tuple:
-    """(model, tokenizer, separator) for prompting: ``"course"`` (the course GPT) or a Hub name such as ``"gpt2"``.
-
-    The separator between demonstrations is what the model saw between texts in pretraining: the
-    course GPT's sentences were joined by its end-of-text token; GPT-2's web pages have newlines.
-    """
-    if name == "course":
-        path = pretraining.course_checkpoint("gpt")
-        tokenizer = AutoTokenizer.from_pretrained(path)
-        return AutoModelForCausalLM.from_pretrained(path).eval(), tokenizer, tokenizer.eos_token
-    tokenizer = AutoTokenizer.from_pretrained(name)
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token  # label_logprobs pads on the right; the mask hides it
-    return AutoModelForCausalLM.from_pretrained(name).eval(), tokenizer, "\n"

@@ -124,7 +124,6 @@ STARTS = {PRETRAINED: "pretrained", EMBEDDINGS: "embeddings", SCRATCH: "scratch"
 TFIDF = "TF-IDF, character n-grams"
 BUDGETS = (500, 1000, 7896)  # 7,896 = every labelled training comment
 MAX_LENGTH = 64  # WordPiece tokens; notebook 11 (section 2.3) shows how few comments are longer
-LR = 3e-3  # the best of 3e-4, 1e-3, 3e-3 for both starts at 1,000 labels (benchmarks/RESULTS.md)
 
 
 def scores(labels: list, predictions: list) -> dict:
@@ -137,12 +136,13 @@ def scores(labels: list, predictions: list) -> dict:
 
 
 def run_start(start: str, train: Split, dev: Split, seed: int = 0, checkpoint=None, **overrides) -> dict:
-    """Fine-tune the Korean BERT from one of ``finetune.STARTS`` by ``label_budget.recipe``; score on ``dev``."""
+    """Fine-tune the Korean BERT from one of ``finetune.STARTS`` by ``finetune.recipe``; score on ``dev``."""
     began = time.perf_counter()
     seed_everything(seed)
     checkpoint = checkpoint or pretraining.course_checkpoint(CHECKPOINT)
     model, tokenizer = finetune.load_classifier(checkpoint, num_labels=3, start=start)
-    config = label_budget.recipe(len(train), overrides.pop("lr", LR), seed, **overrides)
+    config = finetune.recipe(len(train), overrides.pop("lr", finetune.learning_rate(CHECKPOINT, start)), seed,
+                             **overrides)
     trainer = finetune.finetune(model, tokenizer, train, dev, config, max_length=MAX_LENGTH)
     predictions = finetune.predict(model, tokenizer, dev.texts, max_length=MAX_LENGTH)
     return {"labels": len(train), "seed": seed, **scores(dev.labels, predictions), "steps": trainer.step,

@@ -16,46 +16,36 @@ from pathlib import Path
 from . import pretraining
 from .data import Split
 from .errors import ConfigError
-from .finetune import MINILM, batch_size_for, encode, finetune, load_classifier, steps_for
+from .finetune import MINILM, encode, finetune, learning_rate, load_classifier, recipe
 from .runtime import seed_everything
-from .trainer import TrainConfig
 
 BUDGETS = (50, 100, 200, 500, 1000, 2000, 5000)
-EPOCHS, MIN_STEPS, BATCH_SIZE = 3, 50, 32  # small budgets get at least MIN_STEPS steps (many epochs)
 TFIDF = "TF-IDF + logistic regression"
 
 
 @dataclass(frozen=True)
 class Arm:
-    """A model and its starting weights, fine-tuned at learning rate ``lr``."""
+    """A model and its starting weights, fine-tuned by ``finetune.recipe`` at the rate the course gives that start."""
     name: str
     model: str  # "minilm", "course-bert" or a checkpoint directory
     start: str  # one of finetune.STARTS
-    lr: float
 
     def checkpoint(self):
         if self.model == MINILM:
             return MINILM
         return pretraining.course_checkpoint("bert") if self.model == "course-bert" else Path(self.model)
 
+    @property
+    def lr(self) -> float:
+        return learning_rate(MINILM if self.model == MINILM else "course", self.start)
 
-# Pretrained weights want a small rate (large steps wreck what they know), random ones a larger one:
-# notebook 07's learning-rate sweep measures this. The course BERT is 20x smaller than MiniLM and
-# was pretrained at 1e-3; its fine-tuning rate is 06's.
+
 ARMS = {arm.name: arm for arm in (
-    Arm("MiniLM, pretrained", MINILM, "pretrained", 1e-4),
-    Arm("MiniLM, random weights", MINILM, "scratch", 5e-4),
-    Arm("course BERT, pretrained", "course-bert", "pretrained", 1e-3),
-    Arm("course BERT, random weights", "course-bert", "scratch", 1e-3),
+    Arm("MiniLM, pretrained", MINILM, "pretrained"),
+    Arm("MiniLM, random weights", MINILM, "scratch"),
+    Arm("course BERT, pretrained", "course-bert", "pretrained"),
+    Arm("course BERT, random weights", "course-bert", "scratch"),
 )}
-
-
-def recipe(labels: int, lr: float, seed: int = 0, **overrides) -> TrainConfig:
-    """The same schedule for every arm: EPOCHS passes over the labels, at least MIN_STEPS steps."""
-    batch_size = batch_size_for(BATCH_SIZE, labels)
-    steps = max(steps_for(labels, batch_size, EPOCHS), MIN_STEPS)
-    return TrainConfig(**{"max_steps": steps, "batch_size": batch_size, "lr": lr, "warmup_steps": steps // 10,
-                          "seed": seed, "progress": False, **overrides})
 
 
 def run_arm(arm: Arm, train: Split, dev: Split, seed: int = 0, test: Split | None = None) -> dict:

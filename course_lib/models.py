@@ -17,6 +17,7 @@ from transformers import (AutoTokenizer, BertConfig, BertForSequenceClassificati
                           GPT2ForSequenceClassification, GPT2LMHeadModel, ModernBertConfig,
                           ModernBertForMaskedLM, ModernBertForSequenceClassification,
                           ModernBertForTokenClassification, T5Config, T5ForConditionalGeneration)
+from transformers.modeling_outputs import MaskedLMOutput
 
 from .data import verify
 from .errors import DataError
@@ -72,8 +73,30 @@ def config(arch: str, preset_name: str, vocab_size: int, max_length: int = 128, 
     raise ValueError(f"arch must be one of {(*ARCHS, 't5')}, not {arch!r}")
 
 
+class MaskedLMAtPositions(ModernBertForMaskedLM):
+    """ModernBERT's masked LM, told by the collator where its targets are (``masked_positions``).
+
+    With a sparse output layer, ModernBERT finds the labelled positions itself with a boolean mask:
+    PyTorch must then learn how many there are before it can size the result, and on a GPU that
+    means waiting for the GPU every step. The collator knows them already, on the CPU
+    (``objectives.masked_lm_collator(..., positions=True)``): indexing with them gathers the same
+    rows in the same order, the same numbers, without the wait. Without them (a plain batch, a
+    pipeline) it is ModernBERT's own forward. Saved and loaded like any ModernBERT masked LM.
+    """
+
+    def forward(self, input_ids=None, attention_mask=None, labels=None, masked_positions=None, **kwargs):
+        if masked_positions is None or labels is None or not self.sparse_prediction:
+            return super().forward(input_ids=input_ids, attention_mask=attention_mask, labels=labels, **kwargs)
+        hidden = self.model(input_ids=input_ids, attention_mask=attention_mask, **kwargs)[0]
+        hidden = hidden.flatten(0, 1).index_select(0, masked_positions)
+        targets = labels.flatten().index_select(0, masked_positions)
+        logits = self.decoder(self.head(hidden))
+        return MaskedLMOutput(loss=self.loss_function(logits, targets, vocab_size=self.config.vocab_size),
+                              logits=logits)
+
+
 MODEL_CLASSES = {
-    ("bert", "pretrain"): ModernBertForMaskedLM,
+    ("bert", "pretrain"): MaskedLMAtPositions,
     ("bert", "classify"): ModernBertForSequenceClassification,
     ("bert", "detect"): ModernBertForTokenClassification,
     ("gpt", "pretrain"): GPT2LMHeadModel,

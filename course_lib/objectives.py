@@ -14,7 +14,7 @@ from collections import Counter
 
 import torch
 
-from .trainer import IGNORE
+from .costs import IGNORE
 
 SENTINELS = [f"<extra_id_{i}>" for i in range(16)]
 
@@ -53,8 +53,9 @@ def mask_tokens(input_ids: torch.Tensor, tokenizer, rate: float = 0.15, mask_pro
     The random and unchanged 10%s keep the model from learning "only [MASK] positions matter",
     since [MASK] never appears when the model is later fine-tuned. Returns (corrupted inputs,
     labels); labels are IGNORE wherever there is nothing to predict. Called afresh for every batch,
-    so a text gets a new mask each time it is seen (dynamic masking, RoBERTa) instead of one mask
-    fixed in preprocessing (the original BERT).
+    so a text gets a new mask each time it is seen (dynamic masking, RoBERTa) instead of the
+    original BERT's ten masks per sequence, fixed in preprocessing. The draws come from torch's
+    global generator, which the course trainer seeds for every step.
     """
     special = torch.isin(input_ids, torch.tensor(tokenizer.all_special_ids))
     chosen = (torch.rand(input_ids.shape) < rate) & ~special
@@ -66,12 +67,21 @@ def mask_tokens(input_ids: torch.Tensor, tokenizer, rate: float = 0.15, mask_pro
     return inputs, labels
 
 
-def masked_lm_collator(tokenizer, rate: float = 0.15, **split):
-    """Stack (and pad) the examples, then mask them; ``split``: ``mask_prob``/``random_prob`` of ``mask_tokens``."""
+def masked_lm_collator(tokenizer, rate: float = 0.15, positions: bool = False, **split):
+    """Stack (and pad) the examples, then mask them; ``split``: ``mask_prob``/``random_prob`` of ``mask_tokens``.
+
+    ``positions=True`` also hands over where the targets are, as ``masked_positions`` (indices into the
+    flattened batch): the collator finds them on the CPU for free, where a model on a GPU that picks
+    its labelled positions with a boolean mask must wait for the GPU to count them
+    (``models.MaskedLMAtPositions``).
+    """
     def collate(examples: list) -> dict:
         batch = stack(examples, tokenizer.pad_token_id)
         inputs, labels = mask_tokens(batch["input_ids"], tokenizer, rate, **split)
-        return {**batch, "input_ids": inputs, "labels": labels}
+        batch = {**batch, "input_ids": inputs, "labels": labels}
+        if positions:
+            batch["masked_positions"] = (labels.flatten() != IGNORE).nonzero().squeeze(1)
+        return batch
     return collate
 
 
@@ -81,13 +91,14 @@ def add_sentinels(tokenizer, n: int = len(SENTINELS)):
     return tokenizer.convert_tokens_to_ids(SENTINELS[:n])
 
 
-def corrupt_spans(ids: list, sentinel_ids: list, generator: torch.Generator, density: float = 0.15,
+def corrupt_spans(ids: list, sentinel_ids: list, generator: torch.Generator | None = None, density: float = 0.15,
                   mean_span: float = 3.0) -> tuple:
     """T5's span corruption on one sequence: returns (corrupted input, target).
 
     About ``density`` of the tokens are removed in spans of ``mean_span`` on average; each span is
     replaced by one sentinel in the input, and the target lists each sentinel followed by the
-    tokens it hides. The input shrinks and the target is short: cheap to train on.
+    tokens it hides. The input shrinks and the target is short: cheap to train on. The span starts
+    are drawn from ``generator`` (default: torch's global one, which the course trainer seeds per step).
     """
     n_noise = max(1, round(len(ids) * density))
     n_spans = max(1, min(len(sentinel_ids), round(n_noise / mean_span)))
@@ -114,18 +125,16 @@ class SpanCorruptionCollator:
     only the reconstruction is scored.
     """
 
-    def __init__(self, tokenizer, sentinel_ids: list, separator_id: int | None = None, seed: int = 0,
+    def __init__(self, tokenizer, sentinel_ids: list, separator_id: int | None = None,
                  encoder_decoder: bool = False, **corrupt_args):
         if separator_id is None and not encoder_decoder:
             raise ValueError("a decoder-only model needs separator_id between the input and the target")
         self.tokenizer, self.sentinel_ids, self.separator_id = tokenizer, sentinel_ids, separator_id
         self.encoder_decoder = encoder_decoder
-        self.generator = torch.Generator().manual_seed(seed)
         self.corrupt_args = corrupt_args
 
     def __call__(self, examples: list) -> dict:
-        pairs = [corrupt_spans(example["input_ids"], self.sentinel_ids, self.generator, **self.corrupt_args)
-                 for example in examples]
+        pairs = [corrupt_spans(example["input_ids"], self.sentinel_ids, **self.corrupt_args) for example in examples]
         if self.encoder_decoder:  # the target ends with an end token, so that generation learns to stop
             end = self.tokenizer.eos_token_id if self.tokenizer.eos_token_id is not None else self.tokenizer.sep_token_id
             inputs, labels = [c for c, _ in pairs], [t + [end] for _, t in pairs]

@@ -14,13 +14,14 @@ import re
 
 from .errors import ConfigError
 
-LAYER_NUMBER = re.compile(r"\.(?:layer|layers|h|block)\.(\d+)\.")
+LAYER_NUMBER = re.compile(r"(?:^|\.)(?:layer|layers|h|block)\.(\d+)\.")  # a bare GPT2Model's names start "h.0."
 EMBEDDING_NAMES = ("embeddings", "wte", "wpe", "embed_tokens", "embed_positions")
 PARTS = ("embeddings", "body", "head")
 
 
 def num_layers(model) -> int:
-    return model.config.num_hidden_layers
+    """The transformer layers of ``model`` (its config's ``num_hidden_layers``); 0 for a model without one."""
+    return getattr(getattr(model, "config", None), "num_hidden_layers", 0) or 0
 
 
 def layer_group(name: str, n_layers: int) -> int:
@@ -53,6 +54,9 @@ def param_groups(model, lr: float, weight_decay: float = 0.01, layer_decay: floa
                  lr_slice: float | None = None) -> list:
     """AdamW parameter groups, one per (layer group, decay or not), each with its own learning rate."""
     n = num_layers(model)
+    if (layer_decay or lr_slice) and not n:
+        raise ConfigError("per-layer learning rates need a model with transformer layers (config.num_hidden_layers); "
+                          "for another model, build the optimizer's parameter groups yourself (Trainer(param_groups=))")
     groups = {}
     for name, param in model.named_parameters():
         g = layer_group(name, n)

@@ -18,7 +18,7 @@ import math
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from . import checkpoints, data, models, word2vec
 from .runtime import cache_dir, profile, seed_everything
@@ -26,7 +26,9 @@ from .objectives import causal_lm_collator, masked_lm_collator, unigram_loss
 from .tokenization import shipped_vocabulary, train_tokenizer, wordpiece
 from .costs import RunCost
 from .errors import ConfigError
-from .trainer import Trainer, TrainConfig, accuracy, next_token_accuracy, pick_device, pick_precision
+from .costs import labelled
+from .hardware import pick_device, pick_precision
+from .trainer import RUN_FIELDS, Trainer, TrainConfig, accuracy, causal_targets, next_token_accuracy
 
 CORPORA = {
     "sst2": lambda: data.load("sst2")["train"].texts,  # the sentences only: no labels are used
@@ -137,15 +139,15 @@ def build_model(arch: str, preset: str, tokenizer, block_size: int, dropout: flo
 
 
 def load_model(arch: str, path):
-    return (AutoModelForMaskedLM if arch == "bert" else AutoModelForCausalLM).from_pretrained(path)
+    return (models.MODEL_CLASSES["bert", "pretrain"] if arch == "bert" else AutoModelForCausalLM).from_pretrained(path)
 
 
 def objective(arch: str, tokenizer, mask_rate: float) -> tuple:
-    """(collate function, accuracy function) of an architecture's pretraining objective."""
+    """(collate function, accuracy function, target count) of an architecture's pretraining objective."""
     if arch == "gpt":
-        return causal_lm_collator(tokenizer), next_token_accuracy
+        return causal_lm_collator(tokenizer), next_token_accuracy, causal_targets
     if arch == "bert":
-        return masked_lm_collator(tokenizer, mask_rate), accuracy
+        return masked_lm_collator(tokenizer, mask_rate, positions=True), accuracy, labelled
     raise ConfigError(f"arch must be 'gpt' or 'bert', not {arch!r}")
 
 
@@ -160,14 +162,16 @@ def pretrain(arch: str, preset: str, out_dir, max_steps: int, corpus: str = "sst
     trains (``freeze_embeddings`` in the saved training configuration, so a resumed run keeps it too).
     A run already in ``out_dir`` continues (same ``max_steps``: exactly where it stopped; larger: an
     extension) if it was started with the same architecture, preset, corpus, vocabulary, block size
-    and masking rate; otherwise it is refused, naming the difference.
+    and masking rate; otherwise it is refused, naming the difference. Training settings not given
+    are the saved run's (``resumed_settings``); one given that differs from it is refused too.
     ``dropout`` applies to a new model (a resumed one keeps its saved configuration). ``uncased=False``
     keeps the text's characters as written in the tokenizer (Korean: ``tokenization.train_wordpiece``).
     ``vocabulary`` names a WordPiece vocabulary the course ships (``tokenization.shipped_vocabulary``),
     used instead of training one, where training would not give the same one on every machine.
     ``announce`` (e.g. ``print``) is told what happens — a new run, a continued one or an extension —
     once the checks have passed and before training starts.
-    ``train_args`` are ``TrainConfig`` fields (batch_size, lr, warmup_steps, schedule, ...).
+    ``train_args`` are ``TrainConfig`` fields (batch_size, lr, warmup_steps, schedule, ...); a new run
+    warms up for ``default_warmup(max_steps)`` steps unless told.
     """
     out_dir = Path(out_dir)
     run = {"arch": arch, "preset": preset, "corpus": corpus, "vocab_size": vocab_size, "block_size": block_size}
@@ -177,14 +181,15 @@ def pretrain(arch: str, preset: str, out_dir, max_steps: int, corpus: str = "sst
         run["uncased"] = False
     if vocabulary:
         run["vocabulary"] = vocabulary
-    resuming = checkpoints.is_resumable(out_dir)
-    plan = describe_plan(out_dir, max_steps)
+    checkpoints.recover(out_dir)  # a save that a crash interrupted is finished or undone first
+    state = checkpoints.read_state(out_dir) if checkpoints.is_resumable(out_dir) else None
+    plan = describe_plan(out_dir, max_steps, state and state[1])
     stage1 = None
-    if resuming:
-        meta = checkpoints.read_meta(out_dir)
+    if state:
+        tensors, meta = state
         checkpoints.require_same_run(out_dir, meta.get("run", {}), run)
         checkpoints.require_model(out_dir)
-        freeze = meta["config"].get("freeze_embeddings", False)
+        train_args = {**resumed_settings(meta), **train_args}  # what was not asked for is what the run had
         tokenizer = AutoTokenizer.from_pretrained(out_dir)
         model = load_model(arch, out_dir)
     else:
@@ -193,16 +198,17 @@ def pretrain(arch: str, preset: str, out_dir, max_steps: int, corpus: str = "sst
                      train_tokenizer(arch, texts, vocab_size, **({} if uncased else {"uncased": False})))
         seed_everything(train_args.get("seed", 0))  # the initial weights depend only on the seed
         model = build_model(arch, preset, tokenizer, block_size, dropout)
-        freeze = word2vec_epochs > 0
-        if freeze:
+        train_args = {"warmup_steps": default_warmup(max_steps), **train_args,
+                      "freeze_embeddings": word2vec_epochs > 0}
+        if word2vec_epochs:
             stage1 = word2vec_embeddings(model, tokenizer, texts, word2vec_epochs)
-    collate, accuracy_fn = objective(arch, tokenizer, mask_rate)
+    collate, accuracy_fn, targets = objective(arch, tokenizer, mask_rate)
     train_blocks, eval_blocks = corpus_blocks(tokenizer, corpus, block_size)
-    config = TrainConfig(max_steps=max_steps, freeze_embeddings=freeze, **train_args)
-    trainer = Trainer(model, train_blocks, collate, config, eval_data=eval_blocks,
-                      accuracy_fn=accuracy_fn, out_dir=out_dir, tokenizer=tokenizer, run=run)
-    if resuming:
-        trainer.resume(out_dir)
+    trainer = Trainer(model, train_blocks, collate, TrainConfig(max_steps=max_steps, **train_args),
+                      eval_data=eval_blocks, accuracy_fn=accuracy_fn, out_dir=out_dir, tokenizer=tokenizer, run=run,
+                      targets=targets)
+    if state:
+        trainer.resume(out_dir, state, weights=False)  # the weights came with from_pretrained
     elif stage1:
         trainer.history["word2vec"] = {"epochs": word2vec_epochs, "seconds": stage1.seconds,
                                        "words_per_second": stage1.words_per_second, "losses": stage1.losses}
@@ -212,11 +218,25 @@ def pretrain(arch: str, preset: str, out_dir, max_steps: int, corpus: str = "sst
     return trainer
 
 
-def describe_plan(out_dir: Path, max_steps: int) -> str:
-    """What ``pretrain`` does with ``out_dir``: start a run, continue an interrupted one, or extend one."""
-    if not checkpoints.is_resumable(out_dir):
+def default_warmup(max_steps: int) -> int:
+    """Warmup of a new run that does not say: 100 steps, or a tenth of a shorter run."""
+    return min(100, max_steps // 10)
+
+
+def resumed_settings(meta: dict) -> dict:
+    """The training settings a saved run was started with, which its continuation keeps unless told otherwise.
+
+    Everything that defines the run (``trainer.RUN_FIELDS``) and how it is logged and saved; not its
+    length (``max_steps``, asked for anew) nor where it runs (device, precision, compile, workers).
+    """
+    kept = (*RUN_FIELDS, "log_every", "eval_every", "eval_batch_size", "checkpoint_every")
+    return {key: meta["config"][key] for key in kept if key in meta["config"]}
+
+
+def describe_plan(out_dir: Path, max_steps: int, meta: dict | None) -> str:
+    """What ``pretrain`` does with ``out_dir`` (whose saved run's ``meta``, if any, is given): start, continue or extend."""
+    if meta is None:
         return f"new run in {out_dir}"
-    meta = checkpoints.read_meta(out_dir)
     done, planned = meta["step"], meta["config"]["max_steps"]
     horizon = meta["config"].get("decay_steps") or planned
     if max_steps <= done:
@@ -263,6 +283,11 @@ RECIPES = {
 }
 
 
+# Part of every course checkpoint's name: raised when the training code changes what a recipe's run draws
+# (masks, data order, initial weights), so a cache filled by an older version is trained again.
+TRAINING_VERSION = 2
+
+
 def checkpoint_dir(name: str) -> Path:
     """Where the course's model ``name`` (a key of ``RECIPES``) for the active profile lives in the cache.
 
@@ -271,9 +296,10 @@ def checkpoint_dir(name: str) -> Path:
     hardware is never mistaken for the current checkpoint.
     """
     recipe = RECIPES[name, profile()]
-    device = pick_device(recipe.get("device", "auto"))
+    device = pick_device(recipe.get("device"))
     precision = pick_precision(recipe.get("precision", "auto"), device)
-    digest = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:8]
+    versioned = {**recipe, "version": TRAINING_VERSION}
+    digest = hashlib.sha256(json.dumps(versioned, sort_keys=True).encode()).hexdigest()[:8]
     return cache_dir() / "checkpoints" / f"{name}-{profile()}-{device.type}-{precision}-{digest}"
 
 
@@ -286,6 +312,7 @@ def course_checkpoint(name: str) -> Path:
     path = checkpoint_dir(name)
     recipe = dict(RECIPES[name, profile()])
     with checkpoints.exclusive(path):  # another process training it: wait for it, then find it done
+        checkpoints.recover(path)
         if not checkpoints.is_resumable(path) or checkpoints.read_meta(path)["step"] < recipe["max_steps"]:
             threads = torch.get_num_threads()
             torch.set_num_threads(1)  # float sums depend on the thread count: one thread gives the same

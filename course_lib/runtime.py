@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .errors import ConfigError
+
 PROFILE_ENV = "COURSE_PROFILE"
 CACHE_ENV = "COURSE_CACHE_DIR"
 PROFILES = ("cpu", "gpu")
@@ -26,16 +28,19 @@ def seed_everything(seed: int = 0) -> None:
     torch.manual_seed(seed)
 
 
-def setup(seed: int = 0, threads: int = 2, deterministic: bool = True) -> str:
+def setup(seed: int = 0, threads: int = 2, deterministic: bool | None = None) -> str:
     """Make a notebook or script reproducible and quiet; return the active profile.
 
     Thread count is fixed because float sums on CPU are ordered by thread, so two machines
     with different core counts would print different last digits. On CPU the course's runs repeat
     bit for bit either way. ``deterministic`` also asks the GPU for it: PyTorch's deterministic
-    kernels, cuBLAS with a fixed workspace, and uninitialised memory filled before use — slower,
-    so the command line asks for it only with ``--deterministic``. Even then a GPU run repeats
-    only on the same GPU model, driver and library versions.
+    kernels, cuBLAS with a fixed workspace, and uninitialised memory filled before use. That is
+    slower, so it is the default only under the ``cpu`` profile (whose outputs the tests compare);
+    the ``gpu`` profile and the command line ask for it only when told (``--deterministic``). Even
+    then a GPU run repeats only on the same GPU model, driver and library versions.
     """
+    active = profile()
+    deterministic = active == "cpu" if deterministic is None else deterministic
     seed_everything(seed)
     torch.set_num_threads(threads)
     torch.use_deterministic_algorithms(deterministic, warn_only=True)
@@ -45,7 +50,7 @@ def setup(seed: int = 0, threads: int = 2, deterministic: bool = True) -> str:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     quiet_libraries()
     hangul_in_plots()
-    return profile()
+    return active
 
 
 def quiet_libraries() -> None:
@@ -83,15 +88,22 @@ def hangul_in_plots() -> None:
 
 def profile() -> str:
     """The size profile: ``cpu`` (default, fits a laptop) or ``gpu`` (full-size runs)."""
-    name = os.environ.get(PROFILE_ENV, "cpu").lower()
+    name = os.environ.get(PROFILE_ENV, "cpu").strip().lower() or "cpu"
     if name not in PROFILES:
-        raise ValueError(f"{PROFILE_ENV}={name!r} is not a profile; choose one of {PROFILES}.")
+        raise ConfigError(f"{PROFILE_ENV}={name!r} is not a profile; set it to {' or '.join(PROFILES)}, or unset it")
     return name
 
 
 def cache_dir() -> Path:
-    """Where the course keeps derived data and its own checkpoints (``COURSE_CACHE_DIR``)."""
+    """Where the course keeps derived data and its own checkpoints (``COURSE_CACHE_DIR``), created if missing."""
     default = Path.home() / ".cache" / "nlp-course"
-    path = Path(os.environ.get(CACHE_ENV, default)).expanduser()
-    path.mkdir(parents=True, exist_ok=True)
+    path = Path(os.environ.get(CACHE_ENV) or default).expanduser()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise ConfigError(f"the course cache {path} ({CACHE_ENV}) is a file, or lies under one; "
+                          f"set {CACHE_ENV} to a directory") from None
+    except OSError as err:
+        raise ConfigError(f"the course cache {path} ({CACHE_ENV}) cannot be created ({err.strerror}); "
+                          f"set {CACHE_ENV} to a directory you can write to") from None
     return path

@@ -15,8 +15,7 @@ import time
 
 from . import models, optim
 from .errors import ConfigError
-from .finetune import finetune, load_classifier
-from .label_budget import recipe
+from .finetune import finetune, load_classifier, recipe
 from .runtime import seed_everything
 
 LAYER_DECAY, LR_SLICE = 0.8, 0.1

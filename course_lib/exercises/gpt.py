@@ -4,7 +4,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .. import gpt_finetune as gf
+from .. import gpt_finetune as gf, prompting
 from ..trainer import IGNORE
 from . import expect, expect_number
 
@@ -89,8 +89,8 @@ def check_label_logprob(label_logprob, model, tokenizer) -> None:
         got = label_logprob(model, tokenizer, prompt, word)
         got = got.item() if isinstance(got, torch.Tensor) and got.numel() == 1 else got
         expect_number(got, "a log-probability")
-        want = gf.label_logprobs(model, tokenizer, [prompt], [word])[0, 0].item()
-        ids = tokenizer(prompt + word, add_special_tokens=False)["input_ids"][-gf.window(model):]
+        want = prompting.label_logprobs(model, tokenizer, [prompt], [word])[0, 0].item()
+        ids = tokenizer(prompt + word, add_special_tokens=False)["input_ids"][-prompting.window(model):]
         with torch.no_grad():
             logits = model(input_ids=torch.tensor([ids])).logits[0].float()
         n = len(pieces)
