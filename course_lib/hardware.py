@@ -13,6 +13,7 @@ import json
 import os
 import platform
 import time
+from contextlib import nullcontext
 from typing import NamedTuple
 
 import torch
@@ -108,7 +109,7 @@ def pick_precision(name: str, device: torch.device) -> str:
 def autocast(device: torch.device, precision: str):
     """The context that runs a forward pass in ``precision`` (bf16/fp16) on ``device``; fp32 runs as is."""
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
-    return torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
+    return torch.autocast(device.type, dtype=dtype) if dtype is not None else nullcontext()
 
 
 def native_bf16(device: torch.device) -> bool:

@@ -84,9 +84,9 @@ def unigram_perplexity(train_ids: list, eval_ids: list, vocab_size: int) -> floa
 def fill_mask(model, tokenizer, text: str, k: int = 5) -> list:
     """The ``k`` most probable tokens for the first [MASK] in ``text``, as (token, probability)."""
     model.eval()
-    batch = tokenizer(text, return_tensors="pt").to(next(model.parameters()).device)
-    position = (batch["input_ids"][0] == tokenizer.mask_token_id).nonzero()[0, 0]
-    probs = model(**batch).logits[0, position].softmax(-1)
+    batch = tokenizer(text, return_tensors="pt")
+    position = (batch["input_ids"][0] == tokenizer.mask_token_id).nonzero()[0, 0]  # found on the CPU copy
+    probs = model(**batch.to(next(model.parameters()).device)).logits[0, position].softmax(-1)
     top = probs.topk(k)
     return [(tokenizer.convert_ids_to_tokens(int(i)), p.item()) for p, i in zip(top.values, top.indices)]
 

@@ -520,7 +520,10 @@ class Trainer:
         ``state``: ``checkpoints.read_state(path)`` when the caller has read it already; ``weights=False``
         when the model was loaded from ``path`` already (``from_pretrained``).
         """
-        tensors, meta = state if state is not None else checkpoints.read_state(path)
+        if state is None:
+            checkpoints.recover(path)  # a save that a crash interrupted is finished or undone first
+            state = checkpoints.read_state(path)
+        tensors, meta = state
         self._check_same_run(path, meta)
         if weights:
             checkpoints.load_weights(self.model, path, self.device)
