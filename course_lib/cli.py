@@ -80,7 +80,11 @@ fraction = real(lambda v: 0 < v <= 1, "a number in (0, 1]")
 
 
 def output_dir(text: str) -> Path:
-    """An argparse type for a directory to write into; nothing is created until a result is saved."""
+    """An argparse type for a directory to write into; nothing is left on disk until a result is saved.
+
+    A directory that does not exist yet is created and removed again at once: a place that cannot
+    be written (a read-only or virtual file system, a file in the way) fails here, before any work.
+    """
     path = Path(text)
     existing = next(p for p in (path, *path.parents) if p.exists())
     if not existing.is_dir():
@@ -88,6 +92,16 @@ def output_dir(text: str) -> Path:
         raise argparse.ArgumentTypeError(f"{existing} is a file{where}; give a directory path")
     if not os.access(existing, os.W_OK):
         raise argparse.ArgumentTypeError(f"{existing} is not writable; give a directory you can write to")
+    if existing != path:
+        try:
+            path.mkdir(parents=True)
+        except OSError as err:
+            raise argparse.ArgumentTypeError(f"{path} cannot be created ({err.strerror}); give a directory "
+                                             "you can write to") from None
+        for made in (path, *path.parents):
+            if made == existing:
+                break
+            made.rmdir()
     return path
 
 
@@ -124,7 +138,8 @@ def check_pretrain(args) -> None:
         raise UsageError(f"--warmup-steps {args.warmup_steps} must be smaller than --max-steps {args.max_steps}; "
                          f"e.g. --warmup-steps {args.max_steps // 10}")
     if args.decay_steps is not None and args.decay_steps <= warmup:
-        raise UsageError(f"--decay-steps {args.decay_steps} must be larger than the warmup ({warmup} steps)")
+        given = f"--warmup-steps {warmup}" if args.warmup_steps is not None else f"the default warmup of {warmup} steps"
+        raise UsageError(f"--decay-steps {args.decay_steps} must be larger than {given}")
     if args.batch_size is not None and args.grad_accum is not None and args.batch_size % args.grad_accum:
         raise UsageError(f"--batch-size {args.batch_size} does not split into --grad-accum {args.grad_accum} "
                          "micro-batches; give a batch size divisible by it")
@@ -246,7 +261,7 @@ def cmd_check(args):
     results = []
     for path in paths:
         print(f"{path}: running it ...", flush=True)
-        found = grader.check_notebook(path, timeout=args.timeout)
+        found = grader.check_notebook(path, timeout=args.timeout, memory_gb=args.memory_gb)
         print(grader.report(found), flush=True)
         results += found
     if len(paths) > 1:
@@ -399,6 +414,8 @@ def parser() -> argparse.ArgumentParser:
     gr.add_argument("--csv", type=Path, default=Path("grades.csv"),
                     help="where the summary of several notebooks goes (default grades.csv)")
     gr.add_argument("--timeout", type=positive, default=900, help="seconds one cell may run (default 900)")
+    gr.add_argument("--memory-gb", type=count, default=8,
+                    help="GiB of memory the kernel of each notebook may use (default 8; 0: no limit; enforced on Linux)")
     gr.add_argument("--student-copies", action="store_true",
                     help="for instructors: write every student copy into homework/ and check that each runs to "
                          "the end with every graded exercise 'not attempted' (all notebooks: about 20-25 minutes "
@@ -437,7 +454,8 @@ def main(argv=None) -> None:
     try:
         args = parser().parse_args(argv)
         debug = debug or args.debug
-        check_environment()
+        if args.command != "doctor":  # the doctor reports a wrong environment as a problem, with its fix
+            check_environment()
         args.check(args)
         runtime.setup(seed=getattr(args, "seed", None) or 0,
                       deterministic=args.command == "checkpoints" or getattr(args, "deterministic", False))

@@ -8,9 +8,18 @@ key: it executes the notebook and sorts each call into correct / not attempted /
 A cell that holds a grade call may fail (that is the learner's result); any other failing cell stops the
 run, because every later cell would fail with it, and the exercises after it are reported as not run, with
 where and why it stopped.
+
+Each notebook runs in a temporary folder with a scrubbed environment, a time limit per cell and a memory
+limit for its kernel, so that an ordinary mistake cannot litter the submissions folder, hand the instructor's
+tokens to the notebook or stall the grader. That is not a sandbox: the kernel still runs with the instructor's
+user rights, can read what that user can read and can use the network (HOMEWORK.md, section 2).
 """
 import csv
+import os
 import re
+import shutil
+import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,10 +28,23 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from tqdm.auto import tqdm
 
+from . import runtime
 from .errors import CourseError
 
 GRADE_CALL = re.compile(r"""exercises\.grade\(\s*(['"])(.+?)\1""")
 CORRECT, NOT_ATTEMPTED, WRONG, CRASHED, NOT_RUN = "correct", "not attempted", "wrong", "crashed", "not run"
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+BENCHMARK_RESULTS = ("*.jsonl", "*.safetensors", "*.md")  # what the notebooks read; not the scripts that wrote them
+# passed to the kernel as they are; anything else (HF_TOKEN, GITHUB_TOKEN, AWS_*, ...) is dropped
+KERNEL_ENV = {"PATH", "LANG", "TZ", "TMPDIR", "PYTHONHASHSEED", "TOKENIZERS_PARALLELISM", "HF_HUB_OFFLINE",
+              "HF_DATASETS_OFFLINE", "HF_ENDPOINT", "VIRTUAL_ENV", "CUDA_VISIBLE_DEVICES"}
+KERNEL_ENV_PREFIXES = ("LC_", "OMP_", "MKL_", "COURSE_")
+# RLIMIT_DATA counts the memory a process can write to (heap, anonymous mappings), not the address space it
+# only reserves: RLIMIT_AS would also count CUDA's and glibc's reservations and fail long before memory runs out
+LIMIT_MEMORY = """try:
+    (lambda r: r.setrlimit(r.RLIMIT_DATA, ({n}, {n})))(__import__("resource"))
+except (ImportError, ValueError, OSError):  # no resource module (Windows) or a limit refused: run without it
+    pass"""
 
 
 @dataclass
@@ -82,15 +104,75 @@ def classify(error) -> tuple:
         return NOT_ATTEMPTED, ""
     if error.ename == "CheckFailed":
         return WRONG, message
-    return CRASHED, one_line(f"{error.ename}: {error.evalue}")
+    return CRASHED, crash(error)
 
 
-def execute(nb, workdir: Path, timeout: int, label: str):
-    """Run ``nb`` cell by cell; return (index, reason) of the cell where it stopped, or None."""
+def crash(error) -> str:
+    """One line for an error; a bare ``MemoryError`` says nothing, so this says it is the memory limit."""
+    if error.ename == "MemoryError" and not error.evalue:
+        return "MemoryError: out of memory (over the check's memory limit?)"
+    return one_line(f"{error.ename}: {error.evalue}")
+
+
+@contextmanager
+def workspace(path: Path):
+    """A temporary home for running the notebook at ``path``, deleted afterwards.
+
+    The kernel starts in ``home/notebooks``, so files a notebook writes do not land among the submissions;
+    ``home/benchmarks`` holds copies (never links, which would let the notebook change the originals) of
+    the results the course notebooks read as ``Path("..") / "benchmarks"``.
+    """
+    # ignore_cleanup_errors: a file the notebook left read-only must not turn its grades into a traceback
+    with tempfile.TemporaryDirectory(prefix="course-check-", ignore_cleanup_errors=True) as tmp:
+        home = Path(tmp)
+        (home / "notebooks").mkdir()
+        (home / "benchmarks").mkdir()
+        for result in benchmark_results(path):
+            shutil.copyfile(result, home / "benchmarks" / result.name)
+        yield home
+
+
+def benchmark_results(path: Path) -> list:
+    """The result files the notebook at ``path`` would read from ``../benchmarks``.
+
+    From the course's ``benchmarks/`` beside the notebook's folder (``homework/``, ``submissions/``),
+    else from the repository's, found from this package; none when neither exists.
+    """
+    beside = path.resolve().parent.parent / "benchmarks"
+    folder = next((f for f in (beside, BENCHMARKS) if f.is_dir()), None)
+    return [result for pattern in BENCHMARK_RESULTS for result in folder.glob(pattern)] if folder else []
+
+
+def kernel_env(home: Path) -> dict:
+    """The kernel's environment: an allow-list of the grader's, with ``HOME`` in the temporary folder.
+
+    The caches are passed as the grader resolved them: under the new ``HOME`` their defaults would be
+    empty, and the course's checkpoints and data would be rebuilt or downloaded for every notebook.
+    ``HF_HOME`` itself is not passed, because the Hub's login token is stored in it.
+    """
+    import datasets.config
+    import huggingface_hub.constants
+
+    env = {name: value for name, value in os.environ.items()
+           if name in KERNEL_ENV or name.startswith(KERNEL_ENV_PREFIXES)}
+    return env | {"HOME": str(home), runtime.CACHE_ENV: str(runtime.cache_dir()),
+                  "HF_HUB_CACHE": str(huggingface_hub.constants.HF_HUB_CACHE),
+                  "HF_DATASETS_CACHE": str(datasets.config.HF_DATASETS_CACHE)}
+
+
+def execute(nb, workdir: Path, timeout: int, label: str, memory_gb: float = 0, env: dict | None = None):
+    """Run ``nb`` cell by cell; return (index, reason) of the cell where it stopped, or None.
+
+    ``env``: the kernel's whole environment (default: the grader's). ``memory_gb`` (0: no limit) is set by
+    the kernel itself as it starts (IPython's ``exec_lines``), so no cell, output or execution count shows it.
+    """
     # log_level: the kernel's start-up warnings (e.g. about its local TCP transport) are not the learner's concern
+    arguments = ["--IPKernelApp.log_level=ERROR"]
+    if memory_gb:
+        arguments.append(f"--IPKernelApp.exec_lines={LIMIT_MEMORY.format(n=int(memory_gb * 2**30))}")
     client = NotebookClient(nb, timeout=timeout, allow_errors=True, resources={"metadata": {"path": str(workdir)}},
-                            extra_arguments=["--IPKernelApp.log_level=ERROR"])
-    with client.setup_kernel():
+                            extra_arguments=arguments)
+    with client.setup_kernel(env=dict(os.environ) if env is None else env):
         for index, cell in enumerate(tqdm(nb.cells, desc=label, unit="cell", leave=False)):
             if cell.cell_type != "code":
                 continue
@@ -102,16 +184,22 @@ def execute(nb, workdir: Path, timeout: int, label: str):
                 return index, "the kernel died (out of memory?)"
             error = error_of(cell)
             if error is not None and not graded(cell):
-                return index, one_line(f"{error.ename}: {error.evalue}")
+                return index, crash(error)
     return None
 
 
-def check_notebook(path: Path, timeout: int = 900) -> list:
-    """Execute the notebook at ``path`` and return one ``Result`` per graded exercise."""
+def check_notebook(path: Path, timeout: int = 900, memory_gb: float = 8) -> list:
+    """Execute the notebook at ``path`` and return one ``Result`` per graded exercise.
+
+    It runs in a temporary folder (``workspace``) with a scrubbed environment (``kernel_env``); each cell may
+    take ``timeout`` seconds, and the kernel ``memory_gb`` GiB of memory (0: no limit).
+    """
     nb = read_notebook(path)
     if not any(graded(cell) for cell in nb.cells):
         raise CourseError(f"{path} has no graded exercises (no exercises.grade(...) call); give a course notebook")
-    return grades(nb, str(path), stopped=execute(nb, path.parent, timeout, path.stem))
+    with workspace(path) as home:
+        stopped = execute(nb, home / "notebooks", timeout, path.stem, memory_gb=memory_gb, env=kernel_env(home))
+    return grades(nb, str(path), stopped=stopped)
 
 
 def grades(nb, name: str, stopped=None) -> list:

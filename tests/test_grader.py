@@ -6,12 +6,13 @@ copy is `python -m course_lib check --student-copies`, for instructors (HOMEWORK
 import contextlib
 import csv
 import io
+import sys
 from pathlib import Path
 
 import nbformat
 import pytest
 
-from course_lib import cli, grader, homework
+from course_lib import cli, grader, homework, runtime
 
 IMPORTS = "from course_lib import exercises\nimport course_lib.exercises.big_picture"
 FLOPS = '''def training_flops(n_params, n_tokens):
@@ -125,3 +126,86 @@ def test_solution_notebooks_grade_every_exercise_correct(path):
     results = grader.grades(nbformat.read(path, as_version=4), path.name)
     assert len(results) >= 2, f"{path.name} has {len(results)} graded exercise(s)"
     assert [(r.exercise, r.status) for r in results] == [(r.exercise, grader.CORRECT) for r in results]
+
+
+# --- the run's surroundings: a temporary folder, a scrubbed environment, a memory limit ----------
+
+SECRETS = ("HF_TOKEN", "GITHUB_TOKEN", "AWS_SECRET_ACCESS_KEY")
+BUDGET = '{"labels": 500, "accuracy": 0.8}\n'  # a course folder's own benchmarks/label_budget.jsonl
+
+
+def probe(name: str, *lines: str) -> str:
+    """A cell that grades ``lines`` (asserts about the kernel's surroundings) as the exercise ``name``:
+    one kernel answers every probe, each in its own row."""
+    body = "".join(f"\n    {line}" for line in lines)
+    return f"def probe():{body}\n\nexercises.grade({name!r}, probe)"
+
+
+SETUP = f"""{IMPORTS}
+import os
+from pathlib import Path
+BENCHMARKS = Path("..") / "benchmarks"
+"""
+READ_BUDGET = ('text = (BENCHMARKS / "label_budget.jsonl").read_text()', "assert text == BUDGET, text")
+PROBES = (
+    probe("working folder", 'Path("scratch.txt").write_text("a file the learner writes")',
+          'assert Path.cwd() == Path.home() / "notebooks", (Path.cwd(), Path.home())'),
+    probe("environment", f"leaked = set({SECRETS!r}) & set(os.environ)", "assert not leaked, leaked",
+          "assert os.environ.get('COURSE_CACHE_DIR') == CACHE, os.environ.get('COURSE_CACHE_DIR')"),
+    probe("benchmarks", *READ_BUDGET, '(BENCHMARKS / "label_budget.jsonl").write_text("changed by the learner")'),
+)
+
+
+@pytest.fixture(scope="module")
+def surroundings(tmp_path_factory):
+    """A submission in a course folder with its own benchmarks/, checked with tokens in the grader's environment."""
+    course = tmp_path_factory.mktemp("course")
+    (course / "benchmarks").mkdir()
+    (course / "benchmarks" / "label_budget.jsonl").write_text(BUDGET)
+    (course / "submissions").mkdir()
+    constants = f"CACHE = {str(runtime.cache_dir())!r}\nBUDGET = {BUDGET!r}"
+    path = notebook(course / "submissions" / "probe.ipynb", SETUP + constants, *PROBES)
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        for name in SECRETS:
+            monkeypatch.setenv(name, "a secret")
+        results = grader.check_notebook(path, timeout=120)
+    return course, {r.exercise: (r.status, r.detail) for r in results}
+
+
+def test_a_file_the_notebook_writes_is_not_left_in_the_submissions_folder(surroundings):
+    course, rows = surroundings
+    assert rows["working folder"] == ("correct", "")
+    assert [p.name for p in (course / "submissions").iterdir()] == ["probe.ipynb"]
+
+
+def test_the_kernel_gets_no_tokens_but_the_course_cache(surroundings):
+    assert surroundings[1]["environment"] == ("correct", "")
+
+
+def test_the_notebook_reads_a_copy_of_the_benchmarks_beside_its_folder(surroundings):
+    course, rows = surroundings
+    assert rows["benchmarks"] == ("correct", "")
+    assert (course / "benchmarks" / "label_budget.jsonl").read_text() == BUDGET
+
+
+LINUX = sys.platform == "linux"  # where the memory limit (RLIMIT_DATA) is enforced
+
+
+@pytest.fixture(scope="module")
+def alone(tmp_path_factory):
+    """A submission with no benchmarks/ beside its folder; on Linux its last exercise allocates 4 GiB under a
+    1 GiB limit (elsewhere the allocation would succeed, so it is left out)."""
+    committed = (Path(grader.__file__).parent.parent / "benchmarks" / "label_budget.jsonl").read_text()
+    cells = [SETUP + f"BUDGET = {committed!r}", probe("benchmarks", *READ_BUDGET)]
+    hog = [FLOPS.format(answer="len(bytearray(4 * 2**30))")] if LINUX else []
+    path = notebook(tmp_path_factory.mktemp("alone") / "hog.ipynb", *cells, *hog)
+    return {r.exercise: (r.status, r.detail) for r in grader.check_notebook(path, timeout=120, memory_gb=1)}
+
+
+def test_without_benchmarks_beside_it_the_notebook_reads_the_repositorys(alone):
+    assert alone["benchmarks"] == ("correct", "")
+
+
+@pytest.mark.skipif(not LINUX, reason="the memory limit (RLIMIT_DATA) is enforced on Linux only")
+def test_a_cell_over_the_memory_limit_crashes_in_one_line(alone):
+    assert alone["Exercise 1"] == ("crashed", "MemoryError: out of memory (over the check's memory limit?)")
