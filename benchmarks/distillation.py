@@ -12,6 +12,7 @@ Each run is appended to distillation.jsonl as it finishes (interrupt and rerun t
     COURSE_DATA_DIR=../shared/data python benchmarks/distillation.py --report
 """
 import argparse
+import functools
 import statistics
 from pathlib import Path
 
@@ -36,8 +37,12 @@ def job_key(row: dict) -> tuple:
     return row["kind"], row.get("arm") or row.get("model"), row.get("seed", 0)
 
 
-def teacher_logits(sst2) -> torch.Tensor:
-    """The saved teacher's training-sentence logits; trains and saves the teacher first if there is none."""
+@functools.cache
+def teacher_logits() -> torch.Tensor:
+    """The saved teacher's training-sentence logits; trains and saves the teacher first if there is none.
+
+    Cached, and read by the student jobs only: a process with no student job left never trains or loads it.
+    """
     train, dev = sst2["train"], sst2["dev"]
     if not TEACHER.exists():
         model, tokenizer, accuracy = dl.train_teacher(train.take(args.teacher_labels, seed=0), dev)
@@ -54,23 +59,25 @@ def speed(name: str, sst2) -> dict:
             "sentences_per_second": dl.sentences_per_second(model, tokenizer, sst2["dev"].texts)}
 
 
+def run_job(kind: str, name: str, seed: int) -> dict:
+    if kind == "speed":
+        return speed(name, sst2)
+    return {"kind": kind, **dl.run(name, sst2, teacher_logits(), args.labels, seed)}
+
+
+def describe(row: dict, kind: str, name: str, seed: int) -> str:
+    if kind == "speed":
+        return f"{name}: {row['sentences_per_second']:,.0f} sentences/s"
+    return (f"{name:<28} seed {seed}: dev {100 * row['dev']:.1f}% ({row['sentences']:,} sentences, "
+            f"{row['steps']} steps, {row['seconds']:.0f} s)")
+
+
 course_lib.setup(threads=args.threads)
 if not args.report:
     sst2 = data.load("sst2")
-    done = {job_key(r) for r in results.read_results(args.results)}
     grid = [("student", arm, seed) for seed in range(args.seeds) for arm in dl.ARMS]
     grid += [("speed", name, 0) for name in ("teacher", "student")]
-    jobs = results.my_jobs(grid, args.shard, done)
-    logits = teacher_logits(sst2) if any(kind == "student" for kind, _, _ in jobs) else None
-    for kind, name, seed in jobs:
-        if kind == "speed":
-            row = speed(name, sst2)
-            print(f"{name}: {row['sentences_per_second']:,.0f} sentences/s", flush=True)
-        else:
-            row = {"kind": kind, **dl.run(name, sst2, logits, args.labels, seed)}
-            print(f"{name:<28} seed {seed}: dev {100 * row['dev']:.1f}% ({row['sentences']:,} sentences, "
-                  f"{row['steps']} steps, {row['seconds']:.0f} s)", flush=True)
-        results.append_result(args.results, row)
+    results.run_grid(args.results, grid, args.shard, job_key, run_job, describe)
 
 rows = results.read_results(args.results)
 _, _, info = dl.load_teacher(TEACHER, data.load("sst2")["train"].texts)

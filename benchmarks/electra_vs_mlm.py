@@ -82,25 +82,30 @@ def pretrain(name: str, budget_flops: float) -> dict:
             "eval_loss": meta["history"]["eval"][-1]["loss"]}
 
 
+def run_job(kind: str, name: str, seed: int) -> dict:
+    if kind == "pretrain":
+        return pretrain(name, budget)
+    run, start = ARMS[name]
+    pretrain(run, budget)  # already there, unless another process was given this arm's run
+    arm = lb.Arm(name, str(run_dir(run)), start)
+    return {"kind": kind, **lb.run_arm(arm, sst2["train"].take(args.labels, seed), sst2["dev"], seed)}
+
+
+def describe(row: dict, kind: str, name: str, seed: int):
+    """None for a pretraining run: ``pretrain`` says itself when it trains one."""
+    return None if kind == "pretrain" else f"{name:<26} seed {seed}: dev {100 * row['dev']:.1f}%"
+
+
 course_lib.setup(threads=args.threads)
 if not args.report:
     sst2 = data.load("sst2")
-    done = {(r["kind"], r.get("run") or r["arm"], r.get("seed", 0)) for r in results.read_results(args.results)}
     budget = checkpoints.read_meta(pretraining.course_checkpoint("bert"))["cost"]["flops"]
     grid = []
     for name in args.runs:
         grid.append(("pretrain", name, 0))
         grid += [("finetune", arm, seed) for seed in range(args.seeds) for arm, (run, _) in ARMS.items() if run == name]
-    for kind, name, seed in results.my_jobs(grid, args.shard, done):
-        if kind == "pretrain":
-            row = pretrain(name, budget)
-        else:
-            run, start = ARMS[name]
-            pretrain(run, budget)  # already there, unless another process was given this arm's run
-            arm = lb.Arm(name, str(run_dir(run)), start, lb.ARMS["course BERT, pretrained"].lr)
-            row = {"kind": kind, **lb.run_arm(arm, sst2["train"].take(args.labels, seed), sst2["dev"], seed)}
-            print(f"{name:<26} seed {seed}: dev {100 * row['dev']:.1f}%", flush=True)
-        results.append_result(args.results, row)
+    results.run_grid(args.results, grid, args.shard, run=run_job, describe=describe,
+                     key=lambda r: (r["kind"], r.get("run") or r["arm"], r.get("seed", 0)))
 
 rows = results.read_results(args.results)
 print("\npretraining runs (equal FLOPs in pairs): steps, tokens, FLOPs, time, final validation loss of their objective")

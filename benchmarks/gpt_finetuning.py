@@ -12,22 +12,23 @@ Then it prints both tables.
     COURSE_DATA_DIR=../shared/data python benchmarks/gpt_finetuning.py --report
 """
 import argparse
+import functools
 import statistics
 from pathlib import Path
 
 import course_lib
-from course_lib import data, gpt_finetune as gf, label_budget as lb, results
+from course_lib import data, gpt_finetune as gf, label_budget as lb, prompting, results
 
 RESULTS = Path(__file__).with_name("gpt_finetuning.jsonl")
 # name -> (template, label words): LM-BFF's SST-2 prompt (Gao et al. 2021), and GPT-1's own zero-shot
 # heuristic (Radford et al. 2018, section 5: append "very", compare "positive" with "negative").
-TEMPLATES = {"it was terrible/great": (gf.TEMPLATE, gf.LABEL_WORDS),
+TEMPLATES = {"it was terrible/great": (prompting.TEMPLATE, prompting.LABEL_WORDS),
              "very negative/positive": ("{text} very", (" negative", " positive"))}
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--budgets", type=int, nargs="+", default=list(gf.BUDGETS), help="e.g. 100 500 2000 5000")
 parser.add_argument("--arms", nargs="+", default=list(gf.ARMS), help="arm names (quote them)")
-parser.add_argument("--shots", type=int, nargs="+", default=list(gf.SHOTS))
+parser.add_argument("--shots", type=int, nargs="+", default=list(prompting.SHOTS))
 parser.add_argument("--seeds", type=int, default=3)
 results.add_benchmark_options(parser, RESULTS, threads=1)  # a 1M-parameter model gains little from more
 args = parser.parse_args()
@@ -37,27 +38,36 @@ def job_key(row: dict) -> tuple:
     return (row["kind"], row.get("arm") or row.get("template"), row.get("labels", row.get("k")), row["seed"])
 
 
+@functools.cache
+def prompt_model() -> tuple:
+    """The course GPT for prompting, loaded by the first prompt job: a process with none left never loads it."""
+    return prompting.prompt_model("course")
+
+
+def run_job(kind: str, name: str, n: int, seed: int) -> dict:
+    """One job of either grid; ``kind`` (and a prompt's ``template``) in its row are what ``job_key`` finds it by."""
+    if kind == "prompt":
+        model, tokenizer, separator = prompt_model()
+        template, words = TEMPLATES[name]
+        return {"kind": kind, "template": name, **prompting.k_shot(model, tokenizer, sst2["train"], sst2["dev"], n, seed,
+                                                            separator, template, words)}
+    return {"kind": kind, **gf.run(name, sst2, n, seed)}
+
+
+def describe(row: dict, kind: str, name: str, n: int, seed: int) -> str:
+    if kind == "prompt":
+        return (f"{name:<24} k={n} seed {seed}: {100 * row['accuracy']:.1f}% (calibrated "
+                f"{100 * row['calibrated']:.1f}%), {row['demos_used']:.1f} demonstrations fitted")
+    return (f"{name:<40} {n:>6} labels seed {seed}: dev {100 * row['dev']:.1f}%, LM loss "
+            f"{row['dev_lm_loss']:.2f} ({row['seconds']:.0f} s)")
+
+
 course_lib.setup(threads=args.threads)
 if not args.report:
     sst2 = data.load("sst2")
-    done = {job_key(r) for r in results.read_results(args.results)}
     grid = [("prompt", t, k, seed) for t in TEMPLATES for k in args.shots for seed in range(args.seeds if k else 1)]
     grid += [("finetune", arm, n, seed) for seed in range(args.seeds) for n in args.budgets for arm in args.arms]
-    model = tokenizer = None
-    for kind, name, n, seed in results.my_jobs(grid, args.shard, done):
-        if kind == "prompt":
-            if model is None:
-                model, tokenizer, separator = gf.prompt_model("course")
-            template, words = TEMPLATES[name]
-            row = {"kind": kind, "template": name, **gf.k_shot(model, tokenizer, sst2["train"], sst2["dev"], n, seed,
-                                                               separator, template, words)}
-            print(f"{name:<24} k={n} seed {seed}: {100 * row['accuracy']:.1f}% (calibrated "
-                  f"{100 * row['calibrated']:.1f}%), {row['demos_used']:.1f} demonstrations fitted", flush=True)
-        else:
-            row = {"kind": kind, **gf.run(name, sst2, n, seed)}
-            print(f"{name:<40} {n:>6} labels seed {seed}: dev {100 * row['dev']:.1f}%, LM loss "
-                  f"{row['dev_lm_loss']:.2f} ({row['seconds']:.0f} s)", flush=True)
-        results.append_result(args.results, row)
+    results.run_grid(args.results, grid, args.shard, job_key, run_job, describe)
 
 rows = results.read_results(args.results)
 finetuned = [r for r in rows if r["kind"] == "finetune"]

@@ -24,9 +24,8 @@ import time
 from pathlib import Path
 
 import course_lib
-from course_lib import costs, data, finetune, pretraining
+from course_lib import costs, data, finetune, hardware, pretraining
 from course_lib.tokenization import train_tokenizer
-from course_lib.trainer import TrainConfig, pick_device
 
 
 def stage(name: str, trainer, seconds: float) -> None:
@@ -47,13 +46,13 @@ def plan(recipe: dict, max_steps: int, labels, epochs: int, gpu: str) -> None:
     pretrain_flops = max_steps * profile.batch(batch * block, block, round(recipe["mask_rate"] * batch * block))
     lengths = [len(example["input_ids"]) for example in finetune.encode(tokenizer, labels)]
     # a classifier has no vocabulary layer: nothing is charged per prediction; padding is not counted
-    finetune_flops = epochs * sum(profile.batch(n, n, 0) for n in lengths)
+    finetune_flops = epochs * sum(profile.batch(n, n, 0, 1) for n in lengths)
     print(f"pretraining: {max_steps:,} steps x {batch} blocks of {block} tokens = {max_steps * batch * block:,} "
           f"tokens, {max_steps * batch / len(blocks):.1f} epochs of {len(blocks):,} blocks, {pretrain_flops:.2e} FLOPs")
     print(f"fine-tuning: {epochs} x {len(lengths):,} sentences ({sum(lengths):,} tokens), {finetune_flops:.2e} FLOPs")
-    peak, _ = costs.gpu_spec_for(gpu)
+    peak = hardware.gpu_spec_for(gpu).half
     if peak is None:
-        raise SystemExit(f"no peak FLOP/s listed for {gpu!r}: name a GPU of costs.GPU_SPECS")
+        raise SystemExit(f"no peak FLOP/s listed for {gpu!r}: name a GPU of hardware.GPU_SPECS")
     for mfu in (0.05, 0.2, 0.4):
         minutes = (pretrain_flops + finetune_flops) / (peak * mfu) / 60
         print(f"on {gpu} at {100 * mfu:.0f}% MFU: {minutes:.2f} min of model compute")
@@ -73,14 +72,16 @@ def main():
                                                                    "directory, deleted at the end)")
     parser.add_argument("--plan", action="store_true", help="count tokens, FLOPs and minutes; train nothing")
     parser.add_argument("--gpu", default="NVIDIA H100 80GB HBM3", help="with --plan: the GPU whose peak to use")
+    parser.add_argument("--deterministic", action="store_true",
+                        help="deterministic GPU kernels (slower: not how a speed figure should be measured)")
     args = parser.parse_args()
-    course_lib.setup()
+    course_lib.setup(deterministic=args.deterministic)
     sst2 = data.load("sst2")
     labels = args.labels or len(sst2["train"])
     train = sst2["train"].take(labels, seed=0)
     if args.plan:
         return plan(recipe, args.max_steps, train, args.epochs, args.gpu)
-    device = pick_device(args.device)
+    device = hardware.pick_device(args.device)
     print(f"device: {device}; pretraining {args.max_steps:,} masked-LM steps by the gpu recipe, then "
           f"fine-tuning on {labels:,} SST-2 labels, {args.epochs} pass(es)", flush=True)
 
@@ -93,9 +94,9 @@ def main():
         stage("pretraining", trainer, pretrained - start)
 
         model, tokenizer = finetune.load_classifier(out)
-        steps = finetune.steps_for(labels, args.batch_size, args.epochs)
-        config = TrainConfig(max_steps=steps, batch_size=args.batch_size, lr=args.lr, warmup_steps=steps // 10,
-                             device=args.device, precision=args.precision, eval_every=max(1, steps // 4))
+        config = finetune.recipe(labels, args.lr, epochs=args.epochs, batch_size=args.batch_size, device=args.device,
+                                 precision=args.precision, progress=True)
+        config.eval_every = max(1, config.max_steps // 4)
         tuned = finetune.finetune(model, tokenizer, train, sst2["dev"], config)
         stage("fine-tuning", tuned, time.perf_counter() - pretrained)
 

@@ -24,18 +24,20 @@ parser.add_argument("--seeds", type=int, default=3)
 results.add_benchmark_options(parser, RESULTS)
 args = parser.parse_args()
 
+
+def describe(row: dict, arm: str, n: int, seed: int) -> str:
+    return (f"{arm:<38} {n:>6,} labels seed {seed}: macro-F1 {100 * row['macro_f1']:.1f}% "
+            f"({row['seconds']:.0f} s)")
+
+
 course_lib.setup(threads=args.threads)
 if not args.report:
     checkpoint = pretraining.course_checkpoint(korean.CHECKPOINT)
     print(f"checkpoint: {checkpoint.name} ({pretraining.describe_checkpoint(checkpoint)})", flush=True)
     task = data.load_korean_hate_speech()
-    done = {(r["arm"], r["labels"], r["seed"]) for r in results.read_results(args.results)}
     grid = [(arm, n, seed) for arm in args.arms for n in args.budgets for seed in range(args.seeds)]  # TF-IDF last
-    for arm, n, seed in results.my_jobs(grid, args.shard, done):
-        row = korean.run(arm, task, n, seed)
-        results.append_result(args.results, row)
-        print(f"{arm:<38} {n:>6,} labels seed {seed}: macro-F1 {100 * row['macro_f1']:.1f}% "
-              f"({row['seconds']:.0f} s)", flush=True)
+    results.run_grid(args.results, grid, args.shard, key=lambda r: (r["arm"], r["labels"], r["seed"]),
+                     run=lambda arm, n, seed: korean.run(arm, task, n, seed), describe=describe)
 
 rows = results.read_results(args.results)
 for metric, name in (("macro_f1", "macro-F1"), ("accuracy", "accuracy")):

@@ -24,16 +24,18 @@ parser.add_argument("--seeds", type=int, default=3)
 results.add_benchmark_options(parser, RESULTS)
 args = parser.parse_args()
 
+
+def describe(row: dict, arm: str, n: int, seed: int) -> str:
+    return f"{arm:<30} {n:>6} labels seed {seed}: dev {100 * row['dev']:.1f}% ({row['seconds']:.0f} s)"
+
+
 course_lib.setup(threads=args.threads)
 largest = max(args.budgets)
 if not args.report:
     sst2 = data.load("sst2")
-    done = {(r["arm"], r["labels"], r["seed"]) for r in results.read_results(args.results)}
     grid = [(arm, n, seed) for seed in range(args.seeds) for arm in args.arms for n in args.budgets]
-    for arm, n, seed in results.my_jobs(grid, args.shard, done):
-        row = lb.run(arm, sst2, n, seed, with_test=n == largest)
-        results.append_result(args.results, row)
-        print(f"{arm:<30} {n:>6} labels seed {seed}: dev {100 * row['dev']:.1f}% ({row['seconds']:.0f} s)", flush=True)
+    results.run_grid(args.results, grid, args.shard, key=lambda r: (r["arm"], r["labels"], r["seed"]),
+                     run=lambda arm, n, seed: lb.run(arm, sst2, n, seed, with_test=n == largest), describe=describe)
 
 rows = results.read_results(args.results)
 summary = lb.summarise(rows)

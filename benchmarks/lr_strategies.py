@@ -30,20 +30,22 @@ args = parser.parse_args()
 
 
 def key(row):
-    return row["strategy"], row["start"], row["lr"], row["seed"]
+    """A row's job; its label count is part of it, so that runs at another ``--labels`` are not skipped."""
+    return row["strategy"], row["start"], row["lr"], row["seed"], row["labels"]
+
+
+def run_job(strategy, start, lr, seed, labels) -> dict:
+    """One job; every strategy of a seed gets the same class-balanced draw of ``labels`` sentences."""
+    train = sst2["train"].take(labels, seed=seed)
+    return strategies.run_strategy(strategy, MINILM, start, train, sst2["dev"], lr, seed)
 
 
 course_lib.setup(threads=args.threads)
 if not args.report:
     sst2 = data.load("sst2")
-    done = {key(r) for r in results.read_results(args.results) if r["labels"] == args.labels}
-    wanted = [(*run, seed) for seed in range(args.seeds) for run in strategies.COMPARED]
-    wanted += [(*run, seed) for seed in range(args.sweep_seeds) for run in strategies.SWEPT]
-    for strategy, start, lr, seed in results.my_jobs(wanted, args.shard, done):
-        train = sst2["train"].take(args.labels, seed=seed)
-        row = strategies.run_strategy(strategy, MINILM, start, train, sst2["dev"], lr, seed)
-        results.append_result(args.results, row)
-        print(json.dumps(row), flush=True)
+    wanted = [(*run, seed, args.labels) for seed in range(args.seeds) for run in strategies.COMPARED]
+    wanted += [(*run, seed, args.labels) for seed in range(args.sweep_seeds) for run in strategies.SWEPT]
+    results.run_grid(args.results, wanted, args.shard, key, run_job, describe=lambda row, *job: json.dumps(row))
 
 rows = [r for r in results.read_results(args.results) if r["labels"] == args.labels]
 print(f"Strategies, pretrained MiniLM, {args.labels} labels: SST-2 dev accuracy (%) mean ± sd (seeds)")

@@ -23,19 +23,26 @@ parser.add_argument("--eval-every", type=int, default=100, help="steps between v
 results.add_benchmark_options(parser, RESULTS)
 args = parser.parse_args()
 
+
+def run_job(g: str, width: int) -> dict:
+    model = scaling.build(width, tokenizer)
+    n_steps = scaling.steps(g, model, train_blocks)
+    row, _ = scaling.train(width, n_steps, tokenizer, train_blocks, eval_blocks,
+                           eval_every=args.eval_every if g == "tokens" else 0)
+    return {"grid": g, **row}
+
+
+def describe(row: dict, g: str, width: int) -> str:
+    return (f"{g:<8} width {width:>3}: {row['params_non_embedding']:>9,} parameters, {row['steps']:>5} steps, "
+            f"loss {row['loss']:.3f} ({row['seconds']:.0f} s)")
+
+
 course_lib.setup(threads=args.threads)
 if not args.report:
     tokenizer, train_blocks, eval_blocks = scaling.tokenizer_and_blocks()
-    done = {(r["grid"], r["width"]) for r in results.read_results(args.results)}
     grid = [(g, w) for g in args.grids for w in reversed(scaling.GRIDS[g])]  # shards alternate sizes
-    for g, width in results.my_jobs(grid, args.shard, done):
-        model = scaling.build(width, tokenizer)
-        n_steps = scaling.steps(g, model, train_blocks)
-        row, _ = scaling.train(width, n_steps, tokenizer, train_blocks, eval_blocks,
-                            eval_every=args.eval_every if g == "tokens" else 0)
-        results.append_result(args.results, {"grid": g, **row})
-        print(f"{g:<8} width {width:>3}: {row['params_non_embedding']:>9,} parameters, {n_steps:>5} steps, "
-              f"loss {row['loss']:.3f} ({row['seconds']:.0f} s)", flush=True)
+    results.run_grid(args.results, grid, args.shard, key=lambda r: (r["grid"], r["width"]), run=run_job,
+                     describe=describe)
 
 rows = results.read_results(args.results)
 by_grid = {g: sorted((r for r in rows if r["grid"] == g), key=lambda r: r["width"]) for g in scaling.GRIDS}

@@ -39,10 +39,10 @@ import torch
 import transformers
 from transformers import TrainerCallback, TrainingArguments
 
-from course_lib import models, pretraining, runtime
-from course_lib.costs import flops_profile, gpu_spec
+from course_lib import hardware, models, pretraining, runtime
+from course_lib.costs import flops_profile
 from course_lib.tokenization import train_tokenizer
-from course_lib.trainer import Trainer, TrainConfig, pick_device
+from course_lib.trainer import Trainer, TrainConfig
 
 
 def stamp(device: torch.device, step: int, args) -> float:
@@ -59,10 +59,10 @@ class StampedTrainer(Trainer):
         super().__init__(*args, **kwargs)
         self.bench_args, self.stamps = bench_args, []
 
-    def train_step(self, examples):
-        loss = super().train_step(examples)
+    def train_step(self, batches):
+        result = super().train_step(batches)
         self.stamps.append(stamp(self.device, self.step + 1, self.bench_args))
-        return loss
+        return result
 
 
 def run_course(model, blocks, collate, args, device, precision) -> tuple:
@@ -110,14 +110,14 @@ def benchmark_arch(arch: str, texts: list, args, device, precision) -> dict:
     if len(blocks) < needed:
         raise SystemExit(f"{arch}: only {len(blocks)} blocks for {needed} examples; use fewer steps or a bigger corpus")
     blocks = blocks[:needed]  # one epoch for both trainers, whatever order each samples it in
-    collate, _ = pretraining.objective(arch, tokenizer, 0.15)  # causal LM, or masked LM 80/10/10
+    collate, _, _ = pretraining.objective(arch, tokenizer, 0.15)  # causal LM, or masked LM 80/10/10
     runtime.seed_everything(0)
     initial = pretraining.build_model(arch, args.preset, tokenizer, args.block_size)
     step_tokens = args.batch_size * args.block_size  # packed blocks: no padding, identical for both
     tokens = args.steps * step_tokens
     # the masked LM runs its output layer only at the ~15% masked positions
     predicted = round(0.15 * step_tokens) if arch == "bert" else step_tokens
-    flops_per_token = flops_profile(initial).batch(step_tokens, args.block_size, predicted) / step_tokens
+    flops_per_token = flops_profile(initial).batch(step_tokens, args.block_size, predicted, args.batch_size) / step_tokens
     print(f"\n{arch} '{args.preset}' ({models.count_parameters(initial) / 1e6:.2f}M parameters), batch "
           f"{args.batch_size} x {args.block_size} tokens, {args.steps} timed steps after {args.warmup} warm-up, "
           f"{precision} on {device}")
@@ -134,7 +134,7 @@ def benchmark_arch(arch: str, texts: list, args, device, precision) -> dict:
             print(f"  round {round_ + 1}  {name:21s} {step_tokens / median:8,.0f} tokens/s (median step)  "
                   f"{tokens / sum(step_seconds):8,.0f} tokens/s (total time)   mean train loss {loss:.3f}")
     best = {name: max(runs) for name, runs in results.items()}
-    peak, _ = gpu_spec(device)
+    peak = hardware.peak_flops(device, precision)  # a CPU's: its measured fp32 matmul rate on these threads
     for name, tps in best.items():
         mfu = f"   MFU {100 * tps * flops_per_token / peak:.1f}%" if peak else ""
         print(f"  best     {name:21s} {tps:8,.0f} tokens/s{mfu}")
@@ -171,7 +171,7 @@ def main(argv=None) -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = pick_device(args.device)
+    device = hardware.pick_device(args.device)
     precision = "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
     machine = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
     if args.clock == "process" and device.type != "cpu":

@@ -41,3 +41,20 @@ def my_jobs(grid: list, shard: str, done) -> list:
     if not 0 <= i < n:
         raise ConfigError(f"--shard {shard}: the first number must be from 0 to {n - 1}")
     return [job for job in list(dict.fromkeys(grid))[i::n] if job not in done]
+
+
+def run_grid(path, grid: list, shard: str, key, run, describe) -> None:
+    """Run this process's share of ``grid`` that ``path`` lacks, appending each job's row as soon as it ends.
+
+    ``key(row)`` is the job a finished row came from (how a rerun knows what to skip); ``run(*job)`` does
+    one job and returns its row; ``describe(row, *job)`` is the line printed after it, or None for a job
+    that says what it did itself. Set-up that only some jobs need belongs inside ``run``, so that a
+    process with none of them left never does it.
+    """
+    done = {key(row) for row in read_results(path)}
+    for job in my_jobs(grid, shard, done):
+        row = run(*job)
+        append_result(path, row)
+        line = describe(row, *job)
+        if line is not None:
+            print(line, flush=True)
