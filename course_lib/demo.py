@@ -17,8 +17,12 @@ from .finetune import EPOCHS, MINILM, finetune, labels_for, learning_rate, load_
 ARMS = {"pretrained MiniLM": "pretrained", "MiniLM from scratch": "scratch"}  # name -> start (finetune.STARTS)
 
 
-def run(labels: int = 500, epochs: int = EPOCHS, seed: int = 0, out_dir="runs/demo", progress: bool = True) -> list:
-    """Run both arms; return one result dict per arm and save ``demo.png`` in ``out_dir``."""
+def run(labels: int = 500, epochs: int = EPOCHS, seed: int = 0, out_dir="runs/demo", progress: bool = True,
+        **overrides) -> list:
+    """Run both arms by ``finetune.recipe``; return one result dict per arm and save ``demo.png`` in ``out_dir``.
+
+    ``overrides`` are ``TrainConfig`` fields, e.g. ``max_steps`` for a quick look.
+    """
     sst2 = data.load("sst2")
     print(f"SST-2 source: {sst2.source}")
     if sst2.source == data.SAMPLE_SOURCE:
@@ -30,7 +34,8 @@ def run(labels: int = 500, epochs: int = EPOCHS, seed: int = 0, out_dir="runs/de
     for name, start_from in ARMS.items():
         start = time.perf_counter()
         model, tokenizer = load_classifier(MINILM, start=start_from)
-        config = recipe(len(train), learning_rate(MINILM, start_from), seed, epochs=epochs, progress=progress)
+        config = recipe(len(train), learning_rate(MINILM, start_from), seed, epochs=epochs, progress=progress,
+                        **overrides)
         trainer = finetune(model, tokenizer, train, held_out, config)
         results.append({"model": name, "params": models.count_parameters(model),
                         "accuracy": trainer.history["eval"][-1]["accuracy"], "history": trainer.history["train"],

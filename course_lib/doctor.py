@@ -11,7 +11,8 @@ from pathlib import Path
 
 import torch
 
-from . import costs, data, runtime
+from . import costs, data, hardware, runtime
+from .errors import ConfigError
 
 REQUIREMENTS = Path(__file__).resolve().parent.parent / "requirements.txt"
 
@@ -60,28 +61,39 @@ def version_mismatch(package: str, pinned: str) -> str | None:
 
 def check_accelerator() -> list:
     """The device the trainer will pick, and the figures its cost report will rest on."""
-    if torch.cuda.is_available():
-        device = torch.device("cuda")
-        name = torch.cuda.get_device_name(device)
-        major, minor = torch.cuda.get_device_capability(device)
-        lines = [f"CUDA: {name} (compute capability {major}.{minor}), native bf16: "
-                 f"{'yes' if costs.native_bf16(device) else 'no'}"]
-    else:
-        device = torch.device("cpu")
-        mps = "MPS available" if torch.backends.mps.is_available() else "no MPS"
-        lines = [f"CUDA: not available ({mps}); training runs on {torch.get_num_threads()} CPU threads"]
     try:
-        return lines + (gpu_figures(name) if device.type == "cuda" else []) + energy(device)
-    except ValueError as err:  # a malformed override
-        return lines + [problem(f"{err}.", f"set {costs.PEAK_ENV} (TFLOP/s) and {costs.WATTS_ENV} (W) "
-                                           "to numbers, or unset them.")]
+        device = hardware.pick_device()
+        lines = [gpu_line()] if torch.cuda.is_available() else [
+            f"CUDA: not available ({'MPS available' if torch.backends.mps.is_available() else 'no MPS'})"]
+        lines.append(f"runs train on {device} unless told otherwise ({runtime.profile()} profile; --device, or "
+                     f"{runtime.PROFILE_ENV}=gpu for a GPU)")
+        if device.type == "cpu":
+            threads = torch.get_num_threads()
+            lines.append(f"CPU peak for MFU: {hardware.cpu_peak_flops(threads) / 1e9:.0f} GFLOP/s of fp32 matmul on "
+                         f"{threads} threads ({cpu_peak_source()})")
+        return lines + energy(device)
+    except ConfigError as err:  # a malformed override, or an unknown profile (check_profile says how to fix it)
+        return [problem(f"{err}.", "fix the variable it names, or unset it.")]
 
 
-def gpu_figures(name: str) -> list:
-    (peak, peak_from), (watts, watts_from) = costs.gpu_spec_sources(name)
-    peak_text = f"{peak / 1e12:.0f} TFLOP/s ({peak_from})" if peak else f"unknown, so no MFU (set {costs.PEAK_ENV})"
-    watts_text = f"{watts:.0f} W ({watts_from})" if watts else f"unknown (set {costs.WATTS_ENV})"
-    return [f"GPU peak bf16: {peak_text}; board power: {watts_text}"]
+def gpu_line() -> str:
+    device = torch.device("cuda")
+    name = torch.cuda.get_device_name(device)
+    major, minor = torch.cuda.get_device_capability(device)
+    figures = hardware.gpu_spec_sources(name)
+    (half, half_from), (fp32, _), (watts, watts_from) = (figures[f] for f in hardware.GpuSpec._fields)
+    peaks = (f"peak {half / 1e12:.0f} TFLOP/s bf16, {fp32 / 1e12:.0f} TFLOP/s fp32/TF32 ({half_from})" if half
+             else f"peak unknown, so no MFU (set {hardware.PEAK_ENV})")
+    power = f"board power {watts:.0f} W ({watts_from})" if watts else f"board power unknown (set {hardware.WATTS_ENV})"
+    return (f"CUDA: {name} (compute capability {major}.{minor}), native bf16: "
+            f"{'yes' if hardware.native_bf16(device) else 'no'}; {peaks}; {power}")
+
+
+def cpu_peak_source() -> str:
+    if hardware.env_float(hardware.CPU_PEAK_ENV) is not None:
+        return f"from {hardware.CPU_PEAK_ENV}"
+    return (f"measured once, cached in {runtime.cache_dir() / 'cpu_peak.json'}: measured while other work ran, it is "
+            f"too low; delete the file to measure again, or set {hardware.CPU_PEAK_ENV}")
 
 
 def energy(device: torch.device) -> list:
@@ -116,9 +128,8 @@ def check_cache() -> list:
     """Where derived data and the course's own checkpoints go, and which checkpoints exist."""
     try:
         root = runtime.cache_dir()
-    except OSError as err:
-        return [problem(f"the course cache cannot be created ({err}).",
-                        f"set {runtime.CACHE_ENV} to a writable directory.")]
+    except ConfigError as err:
+        return [problem(f"{err}.", f"set {runtime.CACHE_ENV} to a writable directory.")]
     folder = root / "checkpoints"
     found = sorted(d.name for d in folder.iterdir() if d.is_dir()) if folder.is_dir() else []
     listed = ", ".join(found) if found else "none yet (`python -m course_lib checkpoints` trains them)"
@@ -128,7 +139,7 @@ def check_cache() -> list:
 def check_profile() -> list:
     try:
         name = runtime.profile()
-    except ValueError as err:
+    except ConfigError as err:
         return [problem(str(err), f"set {runtime.PROFILE_ENV} to {' or '.join(runtime.PROFILES)}, or unset it.")]
     lines = [f"profile: {name}"]
     if name == "gpu" and not torch.cuda.is_available():

@@ -47,7 +47,7 @@ def test_grade_reports_unattempted_exercise():
 
 def test_published_bert_tokens_follow_its_schedule():
     """BERT trained 90% of its 1M steps on 128-token sequences and 10% on 512 (Devlin et al. 2018, A.2)."""
-    from course_lib.costs import PUBLISHED
+    from course_lib.published import PUBLISHED
 
     by_name = {m.name: m for m in PUBLISHED}
     for name in ("BERT-base", "BERT-large"):

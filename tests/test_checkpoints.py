@@ -1,6 +1,5 @@
 """Checkpoints survive a kill at any instant: every crash point of a save, and real SIGKILLs, resume exactly."""
 import os
-import shutil
 import signal
 import subprocess
 import sys

@@ -72,6 +72,9 @@ BAD_INVOCATIONS = [  # argv, exit status, part of the message
     (PT[:4] + ["10", "--warmup-steps", "100", "--out", "{out}"], 2,
      "--warmup-steps 100 must be smaller than --max-steps 10"),
     (PT + ["--decay-steps", "1"], 2, "--decay-steps 1 must be larger than --warmup-steps 1"),
+    (PT[:5] + ["--decay-steps", "1", "--out", "{out}"], 2, "larger than the default warmup of 1 steps"),
+    (PT + ["--batch-size", "10", "--grad-accum", "3"], 2, "--batch-size 10 does not split into --grad-accum 3"),
+    (["demo", "--out", "/proc/course/demo"], 2, "/proc/course/demo cannot be created"),
     (PT + ["--min-lr-ratio", "1.5"], 2, "argument --min-lr-ratio: must be a number in [0, 1]"),
     (PT + ["--vocab-size", "10"], 2, "argument --vocab-size: must be an integer >= 300"),
     (PT + ["--block-size", "4"], 2, "argument --block-size: must be an integer >= 8"),
@@ -87,6 +90,30 @@ BAD_INVOCATIONS = [  # argv, exit status, part of the message
 
 def fill(argv: list, disk: dict, out) -> list:
     return [arg.format(out=out, **disk) for arg in argv]
+
+
+COMMANDS = [["demo", "--out", "{out}"], PT, FT, ["evaluate", "--checkpoint", "{lm}"], ["checkpoints"],
+            ["homework", "--out", "{out}"], ["slides", "--out", "{out}"], ["check", "--student-copies"]]
+BAD_ENVIRONMENTS = [  # variable, value, part of the message
+    ("COURSE_PROFILE", "laptop", "COURSE_PROFILE='laptop' is not a profile"),
+    ("COURSE_CARBON_INTENSITY", "green", "COURSE_CARBON_INTENSITY='green' is not a number"),
+    ("COURSE_CACHE_DIR", "{file}", "is a file, or lies under one"),
+    ("COURSE_DATA_DIR", "{missing}", "is not a directory"),
+    ("COURSE_GPU_PEAK_TFLOPS", "fast", "COURSE_GPU_PEAK_TFLOPS='fast' is not a positive number"),
+    ("COURSE_CPU_PEAK_GFLOPS", "-1", "COURSE_CPU_PEAK_GFLOPS='-1' is not a positive number"),
+]
+
+
+@pytest.mark.parametrize("variable,value,phrase", BAD_ENVIRONMENTS)
+@pytest.mark.parametrize("argv", COMMANDS, ids=lambda argv: argv[0])
+def test_a_wrong_environment_is_one_line_before_any_work(argv, variable, value, phrase, disk, tmp_path, capsys,
+                                                         monkeypatch):
+    monkeypatch.setenv(variable, value.format(**disk))
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(fill(argv, disk, tmp_path / "out"))
+    err = capsys.readouterr().err
+    assert exit_.value.code == 1 and err.startswith("error: ") and err.count("\n") == 1 and phrase in err, err
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize("argv,status,phrase", BAD_INVOCATIONS)
@@ -160,10 +187,10 @@ def test_debug_flag_shows_the_traceback(tmp_path):
 def test_demo_runs_offline_on_the_bundled_sample(tmp_path, monkeypatch, capsys):
     monkeypatch.delenv(data.MIRROR_ENV, raising=False)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    results = demo.run(labels=8, epochs=1, batch_size=16, out_dir=tmp_path, progress=False)
+    results = demo.run(labels=8, epochs=1, out_dir=tmp_path, progress=False, max_steps=2)
     out, err = capsys.readouterr()
     assert "HF_HUB_OFFLINE is set; using the bundled 200-sentence sample" in err
     assert f"SST-2 source: {data.SAMPLE_SOURCE}" in out
     assert "not comparable with benchmarks/RESULTS.md" in out
-    assert "note: batch size 16 is larger than the 8 labels; using batches of 8" in out
+    assert "note: batch size 32 is larger than the 8 labels; using batches of 8" in out
     assert [r["model"] for r in results] == list(demo.ARMS) and (tmp_path / "demo.png").is_file()

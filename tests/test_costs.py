@@ -1,4 +1,4 @@
-"""Peak table, FLOPs of a sparse-prediction BERT counted by hand, measured and estimated energy."""
+"""Peak table and MFU, FLOPs of a sparse-prediction BERT counted by hand, measured and estimated energy."""
 import types
 
 import pytest
@@ -6,15 +6,17 @@ import torch
 from transformers import GPT2Config, GPT2LMHeadModel, ModernBertConfig, ModernBertForMaskedLM, \
     ModernBertForSequenceClassification
 
-from course_lib import costs
+from course_lib import costs, hardware
+from course_lib.errors import ConfigError
+from course_lib.hardware import GPU_SPECS, GpuSpec
 
 CUDA = torch.device("cuda")  # only a name here: every CUDA query the code makes is faked
 
 
 @pytest.fixture(autouse=True)
 def no_overrides(monkeypatch):
-    monkeypatch.delenv(costs.PEAK_ENV, raising=False)
-    monkeypatch.delenv(costs.WATTS_ENV, raising=False)
+    for name in (hardware.PEAK_ENV, hardware.WATTS_ENV, hardware.CPU_PEAK_ENV, costs.CARBON_ENV):
+        monkeypatch.delenv(name, raising=False)
 
 
 def fake_gpu(monkeypatch, name="NVIDIA H100 80GB HBM3", capability=(9, 0)):
@@ -26,50 +28,88 @@ def fake_gpu(monkeypatch, name="NVIDIA H100 80GB HBM3", capability=(9, 0)):
 # --- the peak table -------------------------------------------------------------------------
 
 def test_every_listed_name_gets_its_own_entry():
-    for name, spec in costs.GPU_SPECS.items():
-        assert costs.gpu_spec_for(name) == spec, name
-    assert costs.gpu_spec_for("  NVIDIA H100\tPCIe ") == costs.GPU_SPECS["NVIDIA H100 PCIe"]
+    for name, spec in GPU_SPECS.items():
+        assert hardware.gpu_spec_for(name) == spec, name
+    assert hardware.gpu_spec_for("  NVIDIA H100\tPCIe ") == GPU_SPECS["NVIDIA H100 PCIe"]
 
 
 def test_names_that_contain_each_other_stay_apart():
-    assert costs.gpu_spec_for("NVIDIA L40S") != costs.gpu_spec_for("NVIDIA L4")
-    assert costs.gpu_spec_for("NVIDIA L40") != costs.gpu_spec_for("NVIDIA L4")
-    assert costs.gpu_spec_for("NVIDIA H100 PCIe") != costs.gpu_spec_for("NVIDIA H100 80GB HBM3")
-    assert costs.gpu_spec_for("NVIDIA A10") != costs.gpu_spec_for("NVIDIA A100-SXM4-80GB")
+    assert hardware.gpu_spec_for("NVIDIA L40S") != hardware.gpu_spec_for("NVIDIA L4")
+    assert hardware.gpu_spec_for("NVIDIA L40") != hardware.gpu_spec_for("NVIDIA L4")
+    assert hardware.gpu_spec_for("NVIDIA H100 PCIe") != hardware.gpu_spec_for("NVIDIA H100 80GB HBM3")
+    assert hardware.gpu_spec_for("NVIDIA A10") != hardware.gpu_spec_for("NVIDIA A100-SXM4-80GB")
 
 
 def test_unknown_gpus_have_no_figures():
-    assert costs.gpu_spec_for("NVIDIA H100") == (None, None)  # a fragment is not a name
-    assert costs.gpu_spec_for("Some Future GPU") == (None, None)
+    assert hardware.gpu_spec_for("NVIDIA H100") == hardware.UNKNOWN_GPU  # a fragment is not a name
+    assert hardware.gpu_spec_for("Some Future GPU") == GpuSpec(None, None, None)
+
+
+def test_tensor_cores_run_fp32_at_half_the_16_bit_rate_where_they_have_tf32():
+    for name, spec in GPU_SPECS.items():
+        if spec.half and not name.startswith("Tesla"):  # Volta and Turing have no TF32
+            assert spec.fp32 == pytest.approx(spec.half / 2, rel=0.02), name
 
 
 def test_environment_overrides_win(monkeypatch):
-    monkeypatch.setenv(costs.PEAK_ENV, "100")
-    monkeypatch.setenv(costs.WATTS_ENV, "250")
-    assert costs.gpu_spec_for("Some Future GPU") == (100e12, 250.0)
-    assert costs.gpu_spec_for("NVIDIA L4") == (100e12, 250.0)
-    assert costs.gpu_spec_sources("NVIDIA L4") == ((100e12, costs.PEAK_ENV), (250.0, costs.WATTS_ENV))
-    monkeypatch.setenv(costs.WATTS_ENV, "lots")
-    with pytest.raises(ValueError, match=costs.WATTS_ENV):
-        costs.gpu_spec_for("NVIDIA L4")
+    monkeypatch.setenv(hardware.PEAK_ENV, "100")
+    monkeypatch.setenv(hardware.WATTS_ENV, "250")
+    assert hardware.gpu_spec_for("Some Future GPU") == (100e12, 100e12, 250.0)
+    assert hardware.gpu_spec_sources("NVIDIA L4")["watts"] == (250.0, hardware.WATTS_ENV)
+    monkeypatch.setenv(hardware.WATTS_ENV, "lots")
+    with pytest.raises(ConfigError, match=hardware.WATTS_ENV):
+        hardware.gpu_spec_for("NVIDIA L4")
 
 
 def test_a_cpu_has_no_gpu_spec(monkeypatch):
-    monkeypatch.setenv(costs.PEAK_ENV, "100")
-    assert costs.gpu_spec(torch.device("cpu")) == (None, None)
+    monkeypatch.setenv(hardware.PEAK_ENV, "100")
+    assert hardware.gpu_spec(torch.device("cpu")) == hardware.UNKNOWN_GPU
 
 
 def test_gpu_spec_of_a_device_uses_its_name(monkeypatch):
     fake_gpu(monkeypatch, "NVIDIA L40S")
-    assert costs.gpu_spec(CUDA) == costs.GPU_SPECS["NVIDIA L40S"]
+    assert hardware.gpu_spec(CUDA) == GPU_SPECS["NVIDIA L40S"]
 
 
 def test_native_bf16_needs_ampere_or_newer(monkeypatch):
-    assert not costs.native_bf16(torch.device("cpu"))
+    assert not hardware.native_bf16(torch.device("cpu"))
     fake_gpu(monkeypatch, "Tesla T4", capability=(7, 5))
-    assert not costs.native_bf16(CUDA)
+    assert not hardware.native_bf16(CUDA)
     fake_gpu(monkeypatch, "NVIDIA A100-SXM4-80GB", capability=(8, 0))
-    assert costs.native_bf16(CUDA)
+    assert hardware.native_bf16(CUDA)
+
+
+def test_the_peak_follows_the_number_format(monkeypatch):
+    fake_gpu(monkeypatch)
+    assert hardware.peak_flops(CUDA, "bf16") == hardware.peak_flops(CUDA, "fp16") == 989e12
+    assert hardware.peak_flops(CUDA, "fp32") == 494.5e12  # TF32 tensor cores, half the bf16 rate
+
+
+def test_a_cpu_peak_is_measured_once_and_cached(monkeypatch, tmp_path):
+    monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path))
+    measured = []
+    monkeypatch.setattr(hardware, "measure_matmul_flops", lambda threads: measured.append(threads) or 1e11)
+    assert hardware.peak_flops(torch.device("cpu"), "fp32") == 1e11
+    assert hardware.cpu_peak_flops(torch.get_num_threads()) == 1e11
+    assert measured == [torch.get_num_threads()] and (tmp_path / "cpu_peak.json").is_file()
+    monkeypatch.setenv(hardware.CPU_PEAK_ENV, "20")
+    assert hardware.peak_flops(torch.device("cpu"), "fp32") == 20e9
+
+
+def test_measuring_the_cpu_leaves_the_random_draws_alone():
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    hardware.measure_matmul_flops(1, size=64, repeats=1)
+    assert torch.equal(torch.rand(3), expected)
+
+
+@pytest.mark.parametrize("name, value", [(hardware.CPU_PEAK_ENV, "fast"), (hardware.PEAK_ENV, "-3"),
+                                         (costs.CARBON_ENV, "green")])
+def test_a_malformed_variable_is_a_config_error(monkeypatch, name, value):
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError, match=name):
+        hardware.env_float(name) if name != costs.CARBON_ENV else costs.carbon_intensity()
 
 
 # --- FLOPs ----------------------------------------------------------------------------------
@@ -101,11 +141,6 @@ def test_sparse_prediction_charges_the_output_layer_per_prediction_only():
     assert every_token == profile.batch(n_tokens, seq_len, n_predicted=n_tokens) > expected
 
 
-def test_sparse_prediction_needs_the_number_of_predictions():
-    with pytest.raises(ValueError, match="n_predicted"):
-        costs.flops_profile(tiny_bert(sparse_prediction=True)).batch(40, 16)
-
-
 @pytest.mark.parametrize("make", [
     lambda: tiny_bert(sparse_prediction=False),
     lambda: ModernBertForSequenceClassification(ModernBertConfig(**BERT, sparse_prediction=True)),
@@ -114,8 +149,9 @@ def test_sparse_prediction_needs_the_number_of_predictions():
 def test_other_models_pay_per_token(make):
     profile = costs.flops_profile(make())
     assert profile.per_prediction == 0 and profile.per_token > 0
-    assert profile.batch(40, 16) == 40 * (profile.per_token + 16 * profile.attention)
-    assert profile.batch(40, 16, n_predicted=3) == profile.batch(40, 16)
+    assert profile.batch(40, 16, n_sequences=4) == 40 * (profile.per_token + 16 * profile.attention) + \
+        4 * profile.per_sequence
+    assert profile.batch(40, 16, n_predicted=3, n_sequences=4) == profile.batch(40, 16, n_sequences=4)
 
 
 # --- energy ---------------------------------------------------------------------------------
@@ -151,7 +187,8 @@ def test_the_meter_reads_the_gpu_energy_counter(monkeypatch):
     assert meter.method == "measured: NVML energy counter of NVIDIA H100 80GB HBM3"
     nvml.millijoules += 1_800_000
     cost = costs.RunCost()
-    cost.add(1000, 2e15, 4.0, CUDA, energy_joules=meter.joules(4.0), energy_method=meter.method)
+    cost.add(1000, 2e15, 4.0, CUDA, energy_joules=meter.joules(4.0), energy_method=meter.method,
+             peak_flops=hardware.peak_flops(CUDA, "bf16"))
     assert cost.kwh == pytest.approx(1800 / 3.6e6)  # the counter's 1,800 J, not 700 W x 4 s
     assert cost.mfu == pytest.approx(2e15 / 4.0 / 989e12)
     assert "measured: NVML energy counter" in cost.summary()
@@ -199,3 +236,24 @@ def test_a_run_remembers_every_energy_method():
     cost.add(100, 1e9, 2.0, torch.device("cpu"), energy_joules=5.0, energy_method="measured: a meter")
     estimate = costs.power_estimate(torch.device("cpu"))[1]
     assert cost.energy_method == f"{estimate}; then measured: a meter"
+
+
+def test_mfu_counts_every_process_once():
+    """8 processes, each doing 0.5 PFLOP in 1 s on its own H100: 50.6%, not 8 times that."""
+    cost = costs.RunCost()
+    cost.add(0, 8 * 0.5e15, 1.0, CUDA, energy_joules=0.0, energy_method="measured: a meter", peak_flops=989e12,
+             processes=8)
+    assert cost.mfu == pytest.approx(0.5e15 / 989e12) and cost.processes == 8
+
+
+def test_mfu_of_a_run_resumed_on_other_hardware_weighs_each_stretch_by_its_time():
+    cost = costs.RunCost()
+    cost.add(0, 1e12, 1.0, torch.device("cpu"), peak_flops=2e12)  # 50% for 1 s
+    cost.add(0, 1e12, 3.0, torch.device("cpu"), peak_flops=1e12)  # 33% for 3 s
+    assert cost.mfu == pytest.approx(2e12 / 5e12)
+    assert costs.RunCost.from_dict(cost.as_dict()) == cost
+
+
+def test_energy_without_its_method_is_refused():
+    with pytest.raises(ValueError, match="energy_method"):
+        costs.RunCost().add(100, 1e9, 2.0, torch.device("cpu"), energy_joules=5.0)

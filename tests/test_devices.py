@@ -18,7 +18,7 @@ import traceback
 
 import pytest
 import torch
-from transformers import BertConfig, BertForSequenceClassification, GPT2Config, GPT2LMHeadModel
+from transformers import GPT2Config, GPT2LMHeadModel
 
 from course_lib import (cli, costs, distillation, electra, finetune, gpt_finetune as gf, models, objectives,
                         pretraining, prompting, trainer as trainer_module)

@@ -13,6 +13,7 @@ def clean_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path / "cache"))
     for name in ("COURSE_PROFILE", "COURSE_GPU_PEAK_TFLOPS", "COURSE_GPU_WATTS"):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("COURSE_CPU_PEAK_GFLOPS", "60")  # a measurement would take a second per test
 
 
 @pytest.fixture
@@ -91,9 +92,14 @@ def test_a_gpu_is_described_with_the_figures_the_costs_use(monkeypatch, capsys):
     monkeypatch.setattr(costs, "_import_nvml", lambda: None)
     code, out = report(capsys)
     assert code == 0, out
-    assert "CUDA: NVIDIA H100 80GB HBM3 (compute capability 9.0), native bf16: yes" in out
-    assert "GPU peak bf16: 989 TFLOP/s (datasheet table); board power: 700 W (datasheet table)" in out
+    assert ("CUDA: NVIDIA H100 80GB HBM3 (compute capability 9.0), native bf16: yes; peak 989 TFLOP/s bf16, "
+            "494 TFLOP/s fp32/TF32 (datasheet table); board power 700 W (datasheet table)") in out
+    assert "runs train on cpu unless told otherwise (cpu profile" in out  # the default profile keeps the CPU
+    assert "CPU peak for MFU: 60 GFLOP/s" in out
+    monkeypatch.setenv("COURSE_PROFILE", "gpu")
+    code, out = report(capsys)
+    assert "runs train on cuda unless told otherwise (gpu profile" in out
     assert "energy: estimated: board power 700 W" in out and "nvidia-ml-py" in out
     monkeypatch.setenv("COURSE_GPU_PEAK_TFLOPS", "fast")
     code, out = report(capsys)
-    assert code == 1 and "problem: COURSE_GPU_PEAK_TFLOPS='fast' is not a number" in out
+    assert code == 1 and "problem: COURSE_GPU_PEAK_TFLOPS='fast' is not a positive number" in out

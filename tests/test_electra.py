@@ -7,7 +7,7 @@ import torch
 from transformers import AutoModel, AutoTokenizer
 
 from course_lib import costs, electra, finetune, pretraining
-from course_lib.trainer import IGNORE
+from course_lib.costs import IGNORE
 
 
 def test_replace_tokens_fills_only_masked_positions_and_marks_real_replacements():
@@ -16,7 +16,7 @@ def test_replace_tokens_fills_only_masked_positions_and_marks_real_replacements(
     logits = torch.full((2, 10), -1e9)                  # the generator's logits at the two masked positions
     logits[0, 3] = 0.0                                  # it is sure: position 1 -> 3 (the original)
     logits[1, 9] = 0.0                                  # position 3 -> 9 (a replacement)
-    corrupted, replaced = electra.replace_tokens(input_ids, mlm_labels, logits)
+    corrupted, replaced = electra.replace_tokens(input_ids, mlm_labels, logits, torch.tensor([1, 3]))
     assert corrupted.tolist() == [[5, 3, 7, 9]]
     assert replaced.tolist() == [[0.0, 0.0, 0.0, 1.0]]  # a sampled original counts as original
 

@@ -7,7 +7,7 @@ import pytest
 from tokenizers import Tokenizer, models as tok_models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
-from course_lib import costs, generation, models, results, scaling
+from course_lib import generation, models, published, results, scaling
 from course_lib.errors import ConfigError
 from course_lib.exercises import CheckFailed
 from course_lib.exercises import scale as checks
@@ -65,20 +65,20 @@ def test_frontier_keeps_only_points_better_than_everything_cheaper():
 # --- costs --------------------------------------------------------------------------------------
 
 def test_gpu_hours():
-    assert costs.gpu_hours(3600 * 1e12, 1e12, 1.0) == pytest.approx(1.0)
-    assert costs.gpu_hours(3600 * 1e12, 1e12, 0.5) == pytest.approx(2.0)
+    assert published.gpu_hours(3600 * 1e12, 1e12, 1.0) == pytest.approx(1.0)
+    assert published.gpu_hours(3600 * 1e12, 1e12, 0.5) == pytest.approx(2.0)
     with pytest.raises(ValueError, match="fraction"):
-        costs.gpu_hours(1e12, 1e12, 40)
+        published.gpu_hours(1e12, 1e12, 40)
 
 
 def test_doubling_time_of_a_model_family_that_doubles_every_six_months():
-    family = [costs.PublishedModel(f"m{i}", 2018 + i / 2, 1e8 * 2 ** i, None, None, None, "") for i in range(5)]
-    assert costs.doubling_time_months(family) == pytest.approx(6.0)
+    family = [published.PublishedModel(f"m{i}", 2018 + i / 2, 1e8 * 2 ** i, None, None, None, "") for i in range(5)]
+    assert published.doubling_time_months(family) == pytest.approx(6.0)
 
 
 def test_break_even_tasks():
-    assert costs.break_even_tasks(1000.0, 10.0, 60.0) == pytest.approx(20.0)
-    assert costs.break_even_tasks(1000.0, 60.0, 60.0) is None  # fine-tuning saves nothing per task
+    assert published.break_even_tasks(1000.0, 10.0, 60.0) == pytest.approx(20.0)
+    assert published.break_even_tasks(1000.0, 60.0, 60.0) is None  # fine-tuning saves nothing per task
 
 
 # --- copying ------------------------------------------------------------------------------------
@@ -170,7 +170,7 @@ def test_co2_check_names_the_unit_mistake():
 
 
 def test_break_even_check_explains_the_two_usual_mistakes():
-    checks.check_break_even(costs.break_even_tasks)
+    checks.check_break_even(published.break_even_tasks)
     with pytest.raises(CheckFailed, match="alternative"):
         checks.check_break_even(lambda p, f, s: p / f)
     with pytest.raises(CheckFailed, match="scratch - fine-tune"):

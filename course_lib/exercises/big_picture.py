@@ -2,7 +2,7 @@
 import math
 
 from . import expect, expect_number
-from ..costs import PUBLISHED
+from ..published import PUBLISHED
 
 
 def _close(got, want) -> bool:

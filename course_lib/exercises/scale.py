@@ -3,7 +3,7 @@ import math
 
 import numpy as np
 
-from .. import costs, scaling
+from .. import published, scaling
 from . import expect, expect_number
 
 
@@ -54,7 +54,7 @@ def check_break_even(break_even) -> None:
     pretrain, finetune, scratch = 1e15, 2e11, 7e11
     answer = break_even(pretrain, finetune, scratch)
     expect_number(answer, "a number of tasks")
-    want = costs.break_even_tasks(pretrain, finetune, scratch)
+    want = published.break_even_tasks(pretrain, finetune, scratch)
     expect(not math.isclose(answer, pretrain / finetune),
            "pretrain / fine-tune counts how many fine-tunings cost as much as the pretraining; compare with the "
            "alternative instead: each task trained from scratch")
