@@ -73,7 +73,7 @@ def config(arch: str, preset_name: str, vocab_size: int, max_length: int = 128, 
     raise ValueError(f"arch must be one of {(*ARCHS, 't5')}, not {arch!r}")
 
 
-class MaskedLMAtPositions(ModernBertForMaskedLM):
+class ModernBertForMaskedLMAtPositions(ModernBertForMaskedLM):
     """ModernBERT's masked LM, told by the collator where its targets are (``masked_positions``).
 
     With a sparse output layer, ModernBERT finds the labelled positions itself with a boolean mask:
@@ -81,7 +81,8 @@ class MaskedLMAtPositions(ModernBertForMaskedLM):
     means waiting for the GPU every step. The collator knows them already, on the CPU
     (``objectives.masked_lm_collator(..., positions=True)``): indexing with them gathers the same
     rows in the same order, the same numbers, without the wait. Without them (a plain batch, a
-    pipeline) it is ModernBERT's own forward. Saved and loaded like any ModernBERT masked LM.
+    pipeline) it is ModernBERT's own forward. Saved and loaded like any ModernBERT masked LM. (Its name
+    must contain "ForMaskedLM": transformers picks a model's loss function by its class name.)
     """
 
     def forward(self, input_ids=None, attention_mask=None, labels=None, masked_positions=None, **kwargs):
@@ -96,7 +97,7 @@ class MaskedLMAtPositions(ModernBertForMaskedLM):
 
 
 MODEL_CLASSES = {
-    ("bert", "pretrain"): MaskedLMAtPositions,
+    ("bert", "pretrain"): ModernBertForMaskedLMAtPositions,
     ("bert", "classify"): ModernBertForSequenceClassification,
     ("bert", "detect"): ModernBertForTokenClassification,
     ("gpt", "pretrain"): GPT2LMHeadModel,

@@ -73,7 +73,7 @@ def masked_lm_collator(tokenizer, rate: float = 0.15, positions: bool = False, *
     ``positions=True`` also hands over where the targets are, as ``masked_positions`` (indices into the
     flattened batch): the collator finds them on the CPU for free, where a model on a GPU that picks
     its labelled positions with a boolean mask must wait for the GPU to count them
-    (``models.MaskedLMAtPositions``).
+    (``models.ModernBertForMaskedLMAtPositions``).
     """
     def collate(examples: list) -> dict:
         batch = stack(examples, tokenizer.pad_token_id)

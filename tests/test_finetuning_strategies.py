@@ -6,8 +6,9 @@ import pytest
 import torch
 from transformers import AutoModelForMaskedLM, AutoTokenizer
 
-from course_lib import finetune, label_budget as lb, objectives, optim, pretraining, results, runtime, strategies
+from course_lib import finetune, label_budget as lb, objectives, optim, pretraining, results, strategies
 from course_lib.data import Split
+from course_lib.errors import ConfigError
 from course_lib.exercises import CheckFailed, grade
 from course_lib.exercises import finetuning as checks
 from course_lib.trainer import evaluate
@@ -53,10 +54,20 @@ def test_labels_saved_is_the_smallest_measured_budget_that_matches():
 
 
 def test_recipe_gives_small_budgets_a_minimum_of_steps_and_large_ones_epochs():
-    assert lb.recipe(50, 1e-3).max_steps == lb.MIN_STEPS
-    assert lb.recipe(50, 1e-3).batch_size == lb.BATCH_SIZE
-    assert lb.recipe(5000, 1e-3).max_steps == 5000 * lb.EPOCHS // lb.BATCH_SIZE
-    assert lb.recipe(10, 1e-3).batch_size == 10  # a batch cannot hold more than the labels
+    assert finetune.recipe(50, 1e-3).max_steps == finetune.MIN_STEPS
+    assert finetune.recipe(50, 1e-3).batch_size == finetune.BATCH_SIZE
+    assert finetune.recipe(5000, 1e-3).max_steps == 5000 * finetune.EPOCHS // finetune.BATCH_SIZE
+    assert finetune.recipe(5000, 1e-3).warmup_steps == finetune.recipe(5000, 1e-3).max_steps // 10
+    assert finetune.recipe(10, 1e-3).batch_size == 10  # a batch cannot hold more than the labels
+    assert finetune.recipe(20_000, 1e-4, epochs=1).max_steps == 20_000 // finetune.BATCH_SIZE
+
+
+def test_every_arm_fine_tunes_at_the_rate_the_course_gives_its_start():
+    assert lb.ARMS["MiniLM, pretrained"].lr == finetune.learning_rate("minilm") == 1e-4
+    assert lb.ARMS["MiniLM, random weights"].lr == finetune.learning_rate("minilm", "scratch")
+    assert lb.ARMS["course BERT, random weights"].lr == finetune.learning_rate("course", "scratch")
+    with pytest.raises(ConfigError, match="no learning rate for 'minilm' from 'embeddings'"):
+        finetune.learning_rate("minilm", "embeddings")
 
 
 def test_tfidf_baseline_learns_the_words_and_scores_dev_and_test():
@@ -109,9 +120,8 @@ def test_masked_lm_loss_reads_the_encoder_of_the_classifier(checkpoint):
     tokenizer = AutoTokenizer.from_pretrained(checkpoint)
     blocks = pretraining.pack(tokenizer, TOY[:40], block_size=16)
     classifier, _ = finetune.load_classifier(checkpoint)
-    runtime.seed_everything(0)
     own = evaluate(AutoModelForMaskedLM.from_pretrained(checkpoint), blocks,
-                   objectives.masked_lm_collator(tokenizer))["loss"]
+                   objectives.masked_lm_collator(tokenizer), seed=0)["loss"]
     assert finetune.masked_lm_loss(classifier, checkpoint, blocks) == pytest.approx(own)
     with torch.no_grad():
         classifier.model.layers[0].attn.Wqkv.weight.mul_(3.0)

@@ -45,7 +45,7 @@ def gpt():
 
 
 def course_bert(frozen_embeddings=False):
-    model = models.MaskedLMAtPositions(ModernBertConfig(**BERT, sparse_prediction=True))
+    model = models.ModernBertForMaskedLMAtPositions(ModernBertConfig(**BERT, sparse_prediction=True))
     model.get_input_embeddings().weight.requires_grad_(not frozen_embeddings)
     return model
 

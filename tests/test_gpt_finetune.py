@@ -7,12 +7,12 @@ import torch
 import torch.nn.functional as F
 from transformers import AutoModelForCausalLM, AutoTokenizer, GPT2ForSequenceClassification
 
-from course_lib import gpt_finetune as gf, runtime
+from course_lib import gpt_finetune as gf, prompting, runtime
 from course_lib.data import Split
 from course_lib.exercises import CheckFailed
 from course_lib.exercises import gpt as checks
 from course_lib.finetune import padding_collator
-from course_lib.label_budget import recipe
+from course_lib.finetune import recipe
 
 WORDS = {1: ["good", "great", "fine", "moving"], 0: ["bad", "dull", "awful", "boring"]}
 TOY = [f"the film is {w} and the actors are {v} . it was {w} ." for w in WORDS[1] + WORDS[0]
@@ -134,6 +134,20 @@ def test_the_loss_is_task_plus_lambda_times_lm_and_the_sparse_lm_equals_the_dens
     assert torch.allclose(out.loss, out.task_loss + 0.5 * out.lm_loss)
 
 
+def test_the_collators_positions_give_the_numbers_the_model_finds_itself(classifier):
+    """The collator finds the extract token and the LM targets on the CPU, so a GPU need not be waited for."""
+    model, tokenizer = classifier
+    examples = gf.encode(tokenizer, toy_split(6))
+    located, plain = gf.model_collator(model, tokenizer)(examples), padding_collator(tokenizer)(examples)
+    assert set(located) - set(plain) == {"extract_positions", "lm_positions"}
+    model.eval()
+    with torch.no_grad():
+        a, b = model(**located), model(**plain)
+    assert torch.equal(a.logits, b.logits) and torch.equal(a.lm_loss, b.lm_loss)
+    with pytest.raises(ValueError, match="no extract token"):
+        gf.model_collator(model, tokenizer)([{"input_ids": [5, 6, 7], "attention_mask": [1, 1, 1], "labels": 0}])
+
+
 def test_lambda_zero_trains_on_the_task_loss_alone(checkpoint):
     runtime.seed_everything(0)
     model, tokenizer = gf.load_gpt1_classifier(checkpoint, lm_weight=0.0)
@@ -149,7 +163,7 @@ def test_finetuning_learns_a_separable_toy_task(checkpoint):
     runtime.seed_everything(0)
     model, tokenizer = gf.load_gpt1_classifier(checkpoint)
     train = toy_split(64)
-    before = gf.evaluate(model, gf.encode(tokenizer, train), padding_collator(tokenizer))
+    before = gf.evaluate(model, gf.encode(tokenizer, train), gf.model_collator(model, tokenizer))
     trainer = gf.finetune(model, tokenizer, train, recipe(64, 3e-3, seed=0, max_steps=40))
     after = gf.evaluate(model, gf.encode(tokenizer, train), trainer.collate)
     assert after["accuracy"] >= 0.95 and after["task_loss"] < before["task_loss"] / 2
@@ -184,7 +198,7 @@ def test_label_logprobs_sum_the_tokens_of_each_word(lm):
     words = (" good", " the film")  # one token and several: the general path
     assert len(tokenizer(words[1], add_special_tokens=False)["input_ids"]) > 1
     prompts = ["the film is good . it was", "it was"]
-    got = gf.label_logprobs(model, tokenizer, prompts, words)
+    got = prompting.label_logprobs(model, tokenizer, prompts, words)
     for i, p in enumerate(prompts):
         for j, w in enumerate(words):
             assert got[i, j].item() == pytest.approx(manual_logprob(model, tokenizer, p, w), abs=1e-4)
@@ -194,7 +208,7 @@ def test_single_token_words_take_the_one_pass_path_with_the_same_numbers(lm):
     model, tokenizer = lm
     words = (" bad", " good")
     prompts = ["the film is good . it was", "it was", "the actors are old . it was"]
-    got = gf.label_logprobs(model, tokenizer, prompts, words, batch_size=2)
+    got = prompting.label_logprobs(model, tokenizer, prompts, words, batch_size=2)
     want = [[manual_logprob(model, tokenizer, p, w) for w in words] for p in prompts]
     assert torch.allclose(got, torch.tensor(want), atol=1e-4)
 
@@ -203,30 +217,30 @@ def test_prompts_longer_than_the_window_keep_their_end(lm):
     model, tokenizer = lm
     long = " ".join(["the film is good ."] * 10) + " it was"
     ids = tokenizer(long, add_special_tokens=False)["input_ids"]
-    assert len(ids) > gf.window(model)
-    tail = tokenizer.decode(ids[-gf.window(model):])
-    got = gf.label_logprobs(model, tokenizer, [long, tail], (" bad", " good"))
+    assert len(ids) > prompting.window(model)
+    tail = tokenizer.decode(ids[-prompting.window(model):])
+    got = prompting.label_logprobs(model, tokenizer, [long, tail], (" bad", " good"))
     assert torch.allclose(got[0], got[1], atol=1e-4)
 
 
 def test_fit_prompt_drops_the_earliest_whole_demonstrations(lm):
     _, tokenizer = lm
     demos = Split(["the film is good", "the film is bad", "the film is dull"], [1, 0, 0])
-    full, kept = gf.fit_prompt(tokenizer, "the actors are old .", demos, 1000, "\n")
+    full, kept = prompting.fit_prompt(tokenizer, "the actors are old .", demos, 1000, "\n")
     assert kept == 3 and full == "the film is good it was great .\nthe film is bad it was terrible .\n" \
                                  "the film is dull it was terrible .\nthe actors are old . it was"
     one = "the film is dull it was terrible .\nthe actors are old . it was"
     limit = len(tokenizer(one)["input_ids"]) + len(tokenizer(" terrible")["input_ids"])
-    assert gf.fit_prompt(tokenizer, "the actors are old .", demos, limit, "\n") == (one, 1)
-    assert gf.fit_prompt(tokenizer, "the actors are old .", demos, limit - 1, "\n") == ("the actors are old . it was", 0)
+    assert prompting.fit_prompt(tokenizer, "the actors are old .", demos, limit, "\n") == (one, 1)
+    assert prompting.fit_prompt(tokenizer, "the actors are old .", demos, limit - 1, "\n") == ("the actors are old . it was", 0)
 
 
 def test_demonstrations_are_short_seeded_and_k_of_them():
     train = Split([f"w{i} " * (1 + i % 12) for i in range(200)], [i % 2 for i in range(200)])
-    a, b = gf.draw_demonstrations(train, 8, seed=3), gf.draw_demonstrations(train, 8, seed=3)
+    a, b = prompting.draw_demonstrations(train, 8, seed=3), prompting.draw_demonstrations(train, 8, seed=3)
     assert a == b and len(a) == 8 and all(2 <= len(t.split()) <= 8 for t in a.texts)
-    assert a != gf.draw_demonstrations(train, 8, seed=4)
-    assert gf.draw_demonstrations(train, 0, seed=0) is None
+    assert a != prompting.draw_demonstrations(train, 8, seed=4)
+    assert prompting.draw_demonstrations(train, 0, seed=0) is None
 
 
 def test_calibration_removes_a_bias_the_prompt_has_on_its_own():
@@ -236,17 +250,17 @@ def test_calibration_removes_a_bias_the_prompt_has_on_its_own():
     labels = torch.tensor([0, 1, 0, 1])
     assert (scores.argmax(-1) == 1).all()
     content_free = torch.tensor([[-2.0, 0.0], [-2.0, 0.0]])
-    assert torch.equal(gf.calibrate(scores, content_free).argmax(-1), labels)
+    assert torch.equal(prompting.calibrate(scores, content_free).argmax(-1), labels)
 
 
 def test_k_shot_reports_accuracy_calibration_and_demonstrations_used(lm):
     model, tokenizer = lm
     train, dev = toy_split(40), toy_split(8, seed=1)
-    row = gf.k_shot(model, tokenizer, train, dev, k=4, seed=0, separator=tokenizer.eos_token,
+    row = prompting.k_shot(model, tokenizer, train, dev, k=4, seed=0, separator=tokenizer.eos_token,
                     words=(" bad", " good"))
     assert {"k", "seed", "accuracy", "calibrated", "positive_share", "demos_used"} <= set(row)
     assert 0 < row["demos_used"] < 4  # the tiny model's 32-token window holds only some of them
-    zero = gf.k_shot(model, tokenizer, train, dev, k=0, words=(" bad", " good"))
+    zero = prompting.k_shot(model, tokenizer, train, dev, k=0, words=(" bad", " good"))
     assert zero["demos_used"] == 0 and 0 <= zero["accuracy"] <= 1
 
 
@@ -282,7 +296,7 @@ def test_aux_lm_check_accepts_the_solution_and_names_the_mistake(classifier):
 def test_label_logprob_check_accepts_the_solution_and_catches_the_first_token_only(lm):
     model, tokenizer = lm
     assert len(tokenizer(" negative", add_special_tokens=False)["input_ids"]) > 1
-    solution = lambda m, tok, prompt, word: gf.label_logprobs(m, tok, [prompt], [word])[0, 0].item()
+    solution = lambda m, tok, prompt, word: prompting.label_logprobs(m, tok, [prompt], [word])[0, 0].item()
     checks.check_label_logprob(solution, model, tokenizer)
 
     def first_only(m, tok, prompt, word):

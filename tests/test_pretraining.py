@@ -7,13 +7,13 @@ import pytest
 import torch
 from transformers import AutoModelForMaskedLM, AutoTokenizer, ModernBertForMaskedLM
 
-from course_lib import checkpoints, costs, finetune, models, objectives, pretraining, runtime
+from course_lib import checkpoints, finetune, hardware, models, objectives, pretraining, runtime
 from course_lib.exercises import CheckFailed
 from course_lib.exercises import pretraining as checks
 from course_lib.tokenization import train_tokenizer
 from course_lib.checkpoints import STATE_JSON
 from course_lib.errors import CheckpointError
-from course_lib.trainer import accuracy
+from course_lib.trainer import TrainConfig, accuracy
 
 TOY = [f"the film is {w} and the actors are {v} ." for w in ("good", "bad", "long", "funny", "dull")
        for v in ("great", "awful", "fine", "young")] * 10
@@ -61,6 +61,15 @@ def test_sparse_output_layer_gives_the_dense_loss(bert_tokenizer):
     assert math.isclose(sparse_out.loss.item(), dense_out.loss.item(), rel_tol=1e-5)
     assert sparse_out.logits.shape == (int((batch["labels"] != -100).sum()), len(bert_tokenizer))
     assert accuracy(sparse_out.logits, batch["labels"]) == accuracy(dense_out.logits, batch["labels"])
+    located = objectives.masked_lm_collator(bert_tokenizer, positions=True)
+    torch.manual_seed(0)
+    batch = located(pretraining.pack(bert_tokenizer, TOY, 16)[:8])
+    plain = ModernBertForMaskedLM(model.config).eval()  # transformers' own class, the same weights
+    plain.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        positioned = model(**batch)
+        reference = plain(**{k: v for k, v in batch.items() if k != "masked_positions"})
+    assert torch.equal(positioned.logits, reference.logits) and torch.equal(positioned.loss, reference.loss)
 
 
 def test_pretraining_resumes_exactly(toy_corpus, tmp_path):
@@ -172,10 +181,12 @@ def test_cpu_profile_pins_the_cpu_and_fp32_and_the_cache_says_so(monkeypatch, tm
         recipe = pretraining.RECIPES[arch, "cpu"]
         assert (recipe["device"], recipe["precision"]) == ("cpu", "fp32")
         assert pretraining.checkpoint_dir(arch).name.startswith(f"{arch}-cpu-cpu-fp32-")
-    monkeypatch.setenv(runtime.PROFILE_ENV, "gpu")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(costs, "native_bf16", lambda device: True)
+    monkeypatch.setattr(hardware, "native_bf16", lambda device: True)
+    assert TrainConfig().device is None and hardware.pick_device(TrainConfig().device).type == "cpu"  # fine-tuning too
+    monkeypatch.setenv(runtime.PROFILE_ENV, "gpu")
     assert pretraining.checkpoint_dir("bert").name.startswith("bert-gpu-cuda-bf16-")
+    assert hardware.pick_device(TrainConfig().device).type == "cuda"
 
 
 def test_fill_mask_sends_its_inputs_to_the_models_device(toy_corpus, tmp_path):
