@@ -51,6 +51,26 @@ def test_pretrain_resume_finetune_evaluate(tmp_path, capsys):
     assert_evaluate_agrees_with_predict(json.loads(capsys.readouterr().out), tmp_path / "clf")
 
 
+def test_a_short_run_extends_with_the_settings_it_was_started_with(tmp_path, capsys):
+    """``--max-steps 20`` then ``--max-steps 40``: warmup, rate and seed come from the checkpoint when not given."""
+    if data.mirror_dir() is None:
+        pytest.skip("COURSE_DATA_DIR is not set")
+    ckpt = tmp_path / "gpt"
+    base = ["pretrain", "--arch", "gpt", "--out", str(ckpt), "--corpus", "wiki", "--vocab-size", "400",
+            "--block-size", "16", "--batch-size", "4"]
+    cli.main(base + ["--max-steps", "20", "--lr", "2e-3", "--log-every", "5", "--grad-accum", "2"])
+    cli.main(base + ["--max-steps", "40"])  # the default warmup of 40 steps (4) differs from the run's (2)
+    state = json.loads((ckpt / "trainer_state.json").read_text())
+    assert state["step"] == 40 and state["config"]["warmup_steps"] == 2 and state["config"]["lr"] == 2e-3
+    assert state["config"]["grad_accum"] == 2 and state["config"]["log_every"] == 5
+    cli.main(base + ["--max-steps", "40"])  # finished: left as it is
+    assert json.loads((ckpt / "trainer_state.json").read_text())["history"] == state["history"]
+    assert "nothing to train" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(base + ["--max-steps", "60", "--lr", "1e-3"])  # a setting given that differs: refused, named
+    assert exit_.value.code == 1 and "lr 0.002 (asked: 0.001)" in capsys.readouterr().err
+
+
 def assert_evaluate_agrees_with_predict(result: dict, checkpoint) -> None:
     """``evaluate``'s accuracy equals one computed without its encoding, collator or accuracy function."""
     model = AutoModelForSequenceClassification.from_pretrained(checkpoint)
