@@ -1,4 +1,4 @@
-"""The course's main job in five minutes: does pretraining pay off when labels are scarce?
+"""The course's main job in a few minutes: does pretraining pay off when labels are scarce?
 
 Fine-tune the real pretrained MiniLM and the same architecture with random weights on the
 same small labelled sample of SST-2, score both on held-out sentences, print a table, save a plot.

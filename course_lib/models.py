@@ -6,9 +6,9 @@ course's own checkpoints and the Hub's load and save the same way.
 The course's BERT is BERT's design — an encoder that reads the whole sentence, pretrained by
 masked language modelling — built with ``transformers``' ModernBERT block (Warner et al. 2024):
 LayerNorm *before* each sublayer (pre-LN), rotary positions, GeGLU, no biases. At CPU budgets the
-original post-LN block stalls near the unigram plateau and cannot take a higher learning rate
-(11% masked-token accuracy after 2,400 steps, against 20% for the modern block at a 3x higher rate:
-benchmarks/RESULTS.md). MiniLM below is the real BERT.
+original post-LN block stalls near the unigram plateau and cannot take a higher learning rate, where
+the modern block learns (benchmarks/RESULTS.md, "Own pretraining that transfers", rounds 1 and 2).
+MiniLM below is the real BERT.
 """
 import importlib.metadata
 from pathlib import Path

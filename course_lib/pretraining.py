@@ -109,11 +109,11 @@ def word2vec_embeddings(model, tokenizer, texts: list, epochs: int, seed: int = 
     """Stage 1 of the course BERT: skip-gram vectors of the tokenizer's tokens become its embedding layer.
 
     Why: at a CPU budget, MLM alone left an embedding layer that carries little sentiment (a linear
-    probe on a sentence's averaged embeddings, 500 SST-2 labels: 58%, against 69% for skip-gram
-    vectors of the same tokens), and the checkpoint did not transfer (-2.2 points against +6.0 with
-    this stage; benchmarks/RESULTS.md). Skip-gram learns which tokens are used alike from *every*
-    token's neighbours in about two minutes; MLM then trains the encoder on top while the vectors
-    stay frozen. Each vector is scaled to length ``EMBEDDING_NORM``: the LayerNorm after the
+    probe on a sentence's averaged embeddings scores far below one on skip-gram vectors of the same
+    tokens), and the checkpoint did not transfer, where it does with this stage (benchmarks/RESULTS.md,
+    "Own pretraining that transfers", round 3). Skip-gram learns which tokens are used alike from
+    *every* token's neighbours in a few minutes of CPU; MLM then trains the encoder on top while the
+    vectors stay frozen. Each vector is scaled to length ``EMBEDDING_NORM``: the LayerNorm after the
     embeddings makes the input side scale-free, and the tied output layer needs logits of a useful
     size from the start.
     """
@@ -252,10 +252,10 @@ def describe_plan(out_dir: Path, max_steps: int, meta: dict | None) -> str:
 # (name, profile) -> arguments of ``pretrain`` (with ``arch`` where the name is not one). The cpu profile
 # pins the CPU and fp32: its checkpoints are the ones the committed notebook outputs come from, so a GPU
 # in the machine must not change them.
-# The gpu recipes: sst2+wiki packs into about 1.5M tokens of 128, so 92 steps of 128 blocks are one
-# epoch; both stop near 10 epochs with dropout on (the text repeats), the BERT keeps the skip-gram
-# stage that gave the cpu recipe its transfer, and both log every 25 steps (each log waits for the GPU).
-# They have not yet run on a GPU: benchmarks/RESULTS.md, "Hardening", the GPU figures.
+# The gpu recipes stop near 10 epochs of sst2+wiki (`python benchmarks/gpu_profile.py --plan` counts them)
+# with dropout on (the text repeats), the BERT keeps the skip-gram stage that gave the cpu recipe its
+# transfer, and both log every 25 steps (each log waits for the GPU). They have not yet run on a GPU:
+# benchmarks/RESULTS.md, "Hardening", the GPU figures.
 KOREAN_VOCABULARY = "korean_comments_wordpiece_8000.txt"  # train_wordpiece(comments, 8000, uncased=False)
 RECIPES = {
     ("gpt", "cpu"): dict(preset="tiny", max_steps=1000, corpus="sst2", vocab_size=4096, block_size=64,
@@ -273,7 +273,7 @@ RECIPES = {
     # letters) and needs more than the English BERT's 4,096 entries, which Korean's syllables alone, each
     # also as a ## continuation, would fill (notebook 11, exercise 4); its vocabulary is the shipped one
     # that training on the comments gave (see tokenization.shipped_vocabulary for why). The gpu recipe
-    # (not yet run on a GPU) goes about 10 times over the comments, which pack into about 90 steps of 128.
+    # (not yet run on a GPU) goes about 10 times over the comments.
     ("korean-bert", "cpu"): dict(arch="bert", preset="tiny", max_steps=1500, corpus="korean", vocab_size=8000,
                                  uncased=False, vocabulary=KOREAN_VOCABULARY, block_size=64, mask_rate=0.15, word2vec_epochs=5, batch_size=16,
                                  lr=3e-3, warmup_steps=100, eval_every=500, device="cpu", precision="fp32"),
