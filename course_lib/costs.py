@@ -108,7 +108,8 @@ class FlopsProfile:
 
 # Classifier heads that read one pooled vector per sequence, by class and module-name prefix.
 SEQUENCE_HEADS = {"ModernBertForSequenceClassification": ("head.", "classifier."),
-                  "BertForSequenceClassification": ("bert.pooler.", "classifier.")}
+                  "BertForSequenceClassification": ("bert.pooler.", "classifier."),
+                  "MeanPoolingBertForSequenceClassification": ("classifier.",)}
 
 
 def matmul_cost(trainable: bool, input_gradient: bool) -> int:

@@ -86,9 +86,10 @@ def classifier(checkpoint, start: str = "pretrained", num_labels: int = 2):
         raise ConfigError(f"start must be one of {STARTS}, not {start!r}")
     model_type = AutoConfig.from_pretrained(checkpoint).model_type
     config = AutoConfig.from_pretrained(checkpoint, num_labels=num_labels, **FINETUNE_DROPOUT.get(model_type, {}))
+    model_class = models.classifier_class(config)
     if start == "pretrained":
-        return AutoModelForSequenceClassification.from_pretrained(checkpoint, config=config)
-    model = AutoModelForSequenceClassification.from_config(config)
+        return model_class.from_pretrained(checkpoint, config=config)
+    model = model_class.from_config(config) if model_class is AutoModelForSequenceClassification else model_class(config)
     if start == "embeddings":
         pretrained = AutoModel.from_pretrained(checkpoint).get_input_embeddings()
         model.get_input_embeddings().load_state_dict(pretrained.state_dict())

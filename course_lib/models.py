@@ -13,11 +13,14 @@ MiniLM below is the real BERT.
 import importlib.metadata
 from pathlib import Path
 
-from transformers import (AutoTokenizer, BertConfig, BertForSequenceClassification, GPT2Config,
-                          GPT2ForSequenceClassification, GPT2LMHeadModel, ModernBertConfig,
-                          ModernBertForMaskedLM, ModernBertForSequenceClassification,
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import (AutoModelForSequenceClassification, AutoTokenizer, BertConfig, BertModel,
+                          BertPreTrainedModel, GPT2Config, GPT2ForSequenceClassification, GPT2LMHeadModel,
+                          ModernBertConfig, ModernBertForMaskedLM, ModernBertForSequenceClassification,
                           ModernBertForTokenClassification, T5Config, T5ForConditionalGeneration)
-from transformers.modeling_outputs import MaskedLMOutput
+from transformers.modeling_outputs import MaskedLMOutput, SequenceClassifierOutput
 
 from .data import verify
 from .errors import DataError
@@ -148,8 +151,55 @@ def minilm_dir() -> Path:
     return directory
 
 
+def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+    """The mean of each sequence's token vectors, padding left out: (batch, length, hidden) -> (batch, hidden)."""
+    if attention_mask is None:
+        return hidden.mean(1)
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+
+
+class MeanPoolingBertForSequenceClassification(BertPreTrainedModel):
+    """A BERT classifier that reads the sentence the way all-MiniLM-L6-v2 was trained to give it: the mean of
+    its token vectors (sentence-transformers' ``1_Pooling/config.json``: ``pooling_mode_mean_tokens``), then
+    dropout and one linear layer, the only new weights.
+
+    ``BertForSequenceClassification`` reads ``[CLS]`` through BERT's pooler, a tanh layer that original
+    BERT trained by next-sentence prediction. MiniLM's checkpoint holds one, but it was never trained
+    (its bias is exactly zero): a classifier built on it starts from a random layer the load report does
+    not mention, because its keys are present. This class leaves it out.
+    """
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.bert = BertModel(config, add_pooling_layer=False)
+        self.dropout = nn.Dropout(config.classifier_dropout if config.classifier_dropout is not None
+                                  else config.hidden_dropout_prob)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.post_init()
+
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, labels=None, **kwargs):
+        hidden = self.bert(input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids).last_hidden_state
+        logits = self.classifier(self.dropout(mean_pool(hidden, attention_mask)))
+        loss = F.cross_entropy(logits, labels) if labels is not None else None
+        return SequenceClassifierOutput(loss=loss, logits=logits)
+
+
+# Classifiers of the course's own that transformers' Auto classes do not know: found by the name a saved
+# config records under "architectures".
+COURSE_CLASSIFIERS = {cls.__name__: cls for cls in (MeanPoolingBertForSequenceClassification,)}
+
+
+def classifier_class(config):
+    """The class that loads a saved sequence classifier: the course's own where it wrote one, else transformers'."""
+    names = getattr(config, "architectures", None) or []
+    return next((COURSE_CLASSIFIERS[name] for name in names if name in COURSE_CLASSIFIERS),
+                AutoModelForSequenceClassification)
+
+
 def load_minilm(num_labels: int = 2, pretrained: bool = True, source: str = "package"):
-    """MiniLM-L6 (6 layers, 384 hidden, 22.7M parameters) with a fresh classification head.
+    """MiniLM-L6 (6 layers, 384 hidden, 22.7M parameters) with a fresh classification head on mean pooling.
 
     ``pretrained=False`` gives the same architecture with random weights: the from-scratch
     baseline that shows what pretraining is worth. ``source="hub"`` loads from the Hub instead.
@@ -157,8 +207,7 @@ def load_minilm(num_labels: int = 2, pretrained: bool = True, source: str = "pac
     location = str(minilm_dir()) if source == "package" else MINILM_HUB_ID
     tokenizer = AutoTokenizer.from_pretrained(location)
     if pretrained:
-        model = BertForSequenceClassification.from_pretrained(location, num_labels=num_labels)
+        model = MeanPoolingBertForSequenceClassification.from_pretrained(location, num_labels=num_labels)
     else:
-        cfg = BertConfig.from_pretrained(location, num_labels=num_labels)
-        model = BertForSequenceClassification(cfg)
+        model = MeanPoolingBertForSequenceClassification(BertConfig.from_pretrained(location, num_labels=num_labels))
     return model, tokenizer

@@ -15,6 +15,8 @@ cache, trained once (by the recipe in ``RECIPES``) when it is missing.
 import hashlib
 import json
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -30,21 +32,71 @@ from .costs import labelled
 from .hardware import pick_device, pick_precision
 from .trainer import RUN_FIELDS, Trainer, TrainConfig, accuracy, causal_targets, next_token_accuracy
 
+@dataclass(frozen=True)
+class Corpus:
+    """Unlabeled texts to pretrain on. ``nested``: the texts are phrases cut from longer texts of the same
+    corpus, as SST-2's training set is (67,349 nodes of the parse trees of 6,886 sentences), so holding out a
+    phrase is not holding out its text (``split_corpus``)."""
+    load: Callable[[], list]
+    nested: bool = False
+
+
 CORPORA = {
-    "sst2": lambda: data.load("sst2")["train"].texts,  # the sentences only: no labels are used
-    "wiki": data.wiki_paragraphs,
-    "korean": data.korean_unlabeled_comments,  # notebook 11
+    "sst2": Corpus(lambda: data.load("sst2")["train"].texts, nested=True),  # the phrases only: no labels are used
+    "wiki": Corpus(data.wiki_paragraphs),
+    "korean": Corpus(data.korean_unlabeled_comments),  # notebook 11
 }
+HELD_OUT_EVERY = 20  # one source text in 20 is held out for validation
+
+
+def corpus(name: str) -> Corpus:
+    if name not in CORPORA:
+        raise ConfigError(f"unknown corpus {name!r}; choose from {sorted(CORPORA)} (join with '+')")
+    return CORPORA[name]
+
+
+def split_corpus(source: Corpus) -> tuple:
+    """(training texts, held-out texts) of a corpus, the held-out text held out.
+
+    Repeated texts count once (the Korean comments repeat about one line in seven). Every 20th source
+    text is held out: for a nested corpus the sources are its longest texts, the ones no other text
+    contains (SST-2's sentences), and every phrase cut from a held-out sentence leaves the training side
+    too. Holding out every 20th *phrase* instead would leave most held-out text on the training side
+    inside the longer phrases that contain it: a validation set that has been trained on.
+    """
+    texts = list(dict.fromkeys(source.load()))
+    if not source.nested:
+        return ([t for i, t in enumerate(texts) if i % HELD_OUT_EVERY], texts[::HELD_OUT_EVERY])
+    held_out = outermost(texts)[::HELD_OUT_EVERY]
+    inside = {hash(run) for text in held_out for run in word_runs(text)}
+    return [t for t in texts if hash(tuple(t.split())) not in inside], held_out
+
+
+def word_runs(text: str):
+    """Every run of consecutive whole words of ``text``, as a tuple of words."""
+    words = tuple(text.split())
+    return (words[i:j] for i in range(len(words)) for j in range(i + 1, len(words) + 1))
+
+
+def outermost(texts: list) -> list:
+    """The texts that no longer text contains as a run of whole words, in their given order."""
+    inside, kept = set(), set()
+    for text in sorted(texts, key=lambda t: -len(t.split())):
+        if hash(tuple(text.split())) not in inside:
+            kept.add(text)
+            inside.update(hash(run) for run in word_runs(text))
+    return [t for t in texts if t in kept]
+
+
+def corpus_texts(names: str = "sst2+wiki") -> tuple:
+    """(training texts, held-out texts) of one or more corpora joined with ``+``."""
+    splits = [split_corpus(corpus(name)) for name in names.split("+")]
+    return [t for train, _ in splits for t in train], [t for _, held_out in splits for t in held_out]
 
 
 def load_corpus(names: str = "sst2+wiki") -> list:
-    """Unlabeled texts from one or more corpora joined with ``+``."""
-    texts = []
-    for name in names.split("+"):
-        if name not in CORPORA:
-            raise ConfigError(f"unknown corpus {name!r}; choose from {sorted(CORPORA)} (join with '+')")
-        texts += CORPORA[name]()
-    return texts
+    """The texts a model trains on (tokenizer and word vectors included): ``corpus_texts``' training side."""
+    return corpus_texts(names)[0]
 
 
 def pack(tokenizer, texts: list, block_size: int) -> list:
@@ -63,16 +115,10 @@ def pack(tokenizer, texts: list, block_size: int) -> list:
     return [{"input_ids": stream[i:i + block_size]} for i in range(0, len(stream) - block_size + 1, block_size)]
 
 
-def split_blocks(blocks: list, eval_fraction: float = 0.05) -> tuple:
-    """Every 20th block is held out for validation (interleaved, so both sides see every corpus)."""
-    every = round(1 / eval_fraction)
-    return ([b for i, b in enumerate(blocks) if i % every],
-            [b for i, b in enumerate(blocks) if not i % every])
-
-
 def corpus_blocks(tokenizer, corpus: str, block_size: int) -> tuple:
-    """(train blocks, validation blocks) of a corpus, exactly as ``pretrain`` uses them."""
-    return split_blocks(pack(tokenizer, load_corpus(corpus), block_size))
+    """(train blocks, validation blocks) of a corpus, exactly as ``pretrain`` uses them: packed apart."""
+    train, held_out = corpus_texts(corpus)
+    return pack(tokenizer, train, block_size), pack(tokenizer, held_out, block_size)
 
 
 def unigram_perplexity(train_ids: list, eval_ids: list, vocab_size: int) -> float:

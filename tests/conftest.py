@@ -13,7 +13,8 @@ def pretrain_tiny(tmp_path_factory):
     def pretrain(arch: str, texts: list, **args):
         root = tmp_path_factory.mktemp(arch)
         runtime.seed_everything(0)
-        pretraining.CORPORA["tests"] = lambda: texts
+        # numbered, so that repeated test sentences stay distinct texts (a corpus counts a repeated text once)
+        pretraining.CORPORA["tests"] = pretraining.Corpus(lambda: [f"{text} {i % 97}" for i, text in enumerate(texts)])
         try:
             pretraining.pretrain(arch, "tiny", root / arch, max_steps=3, corpus="tests", batch_size=4, progress=False,
                                  **args)

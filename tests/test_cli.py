@@ -84,7 +84,8 @@ def assert_evaluate_agrees_with_predict(result: dict, checkpoint) -> None:
 
 
 def test_checkpoints_trains_the_course_checkpoint_once(monkeypatch, tmp_path, capsys):
-    monkeypatch.setitem(pretraining.CORPORA, "toy", lambda: ["the film is good and the actors are great ."] * 40)
+    monkeypatch.setitem(pretraining.CORPORA, "toy", pretraining.Corpus(
+        lambda: [f"the film is good and the actors are great {i} ." for i in range(40)]))
     monkeypatch.setitem(pretraining.RECIPES, ("gpt", "cpu"), dict(preset="tiny", max_steps=2, corpus="toy",
                         vocab_size=300, block_size=16, batch_size=4, progress=False))
     monkeypatch.setenv(runtime.CACHE_ENV, str(tmp_path))

@@ -77,7 +77,7 @@ def test_the_generator_sees_every_target_as_mask(tokenizer):
 def test_a_forward_pass_labels_what_the_generator_changed(tokenizer):
     torch.manual_seed(0)
     model = electra.build(tokenizer, block_size=16)
-    ids = torch.tensor(tokenizer(TEXTS[:4], padding="max_length", max_length=16)["input_ids"])
+    ids = torch.tensor(tokenizer(TEXTS[:4], padding="max_length", truncation=True, max_length=16)["input_ids"])
     batch = electra.collator(tokenizer, rate=0.3)([{"input_ids": row.tolist()} for row in ids])
     out = model(**batch)
     assert out.logits.shape == ids.shape and out.replaced.shape == ids.shape
@@ -87,7 +87,7 @@ def test_a_forward_pass_labels_what_the_generator_changed(tokenizer):
 
 
 def test_pretraining_keeps_the_skip_gram_vectors_and_saves_a_fine_tunable_encoder(course_bert, tmp_path, monkeypatch):
-    monkeypatch.setitem(pretraining.CORPORA, "tests", lambda: TEXTS)
+    monkeypatch.setitem(pretraining.CORPORA, "tests", pretraining.Corpus(lambda: [f"{t} {i}" for i, t in enumerate(TEXTS)]))
     trainer = electra.pretrain(tmp_path / "electra", max_steps=3, tokenizer_from=course_bert,
                                embeddings_from=course_bert, corpus="tests", block_size=16, batch_size=4, progress=False)
     vectors = AutoModel.from_pretrained(course_bert).get_input_embeddings().weight

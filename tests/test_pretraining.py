@@ -15,13 +15,14 @@ from course_lib.checkpoints import STATE_JSON
 from course_lib.errors import CheckpointError
 from course_lib.trainer import TrainConfig, accuracy
 
-TOY = [f"the film is {w} and the actors are {v} ." for w in ("good", "bad", "long", "funny", "dull")
-       for v in ("great", "awful", "fine", "young")] * 10
+TOY = [f"the film is {a} {w} and the actors are {v} ." for w in ("good", "bad", "long", "funny", "dull")
+       for v in ("great", "awful", "fine", "young") for a in ("very", "so", "quite", "rather", "truly", "not",
+                                                            "really", "too", "fairly", "oddly")]
 
 
 @pytest.fixture
 def toy_corpus(monkeypatch, tmp_path):
-    monkeypatch.setitem(pretraining.CORPORA, "toy", lambda: TOY)
+    monkeypatch.setitem(pretraining.CORPORA, "toy", pretraining.Corpus(lambda: TOY))
     monkeypatch.setenv(runtime.CACHE_ENV, str(tmp_path / "cache"))
     return "toy"
 
