@@ -96,7 +96,8 @@ def sentences_per_second(model, tokenizer, texts: list, batch_size: int = 64, re
 # --- the experiment: MiniLM teaches the course's tiny BERT ------------------------------------
 
 STUDENT_LR = learning_rate("course")  # the course BERT's fine-tuning rate, whatever its student is taught by
-ARMS = ("labels only", "distilled, same sentences", "distilled, all sentences")
+ARMS = ("labels only", "distilled, same sentences", "distilled, all sentences", "the teacher's gold labels")
+TEACHER_LABELS = 20_000  # the class-balanced training labels the teacher is fine-tuned on (seed 0)
 
 
 def train_teacher(train: Split, dev: Split, epochs: int = 1, seed: int = 0) -> tuple:
@@ -139,8 +140,10 @@ def run(arm: str, sst2, teacher_logits: torch.Tensor, labels: int = 500, seed: i
 
     ``"distilled, same sentences"``: the teacher's soft labels on the same ``labels`` sentences
     (soft against hard labels, nothing else changed); ``"distilled, all sentences"``: soft labels
-    on ``sentences`` training sentences drawn with ``seed`` (default: all 67,349). Every arm trains
-    by the label-budget recipe (three passes over its sentences; one over all of them) and is scored on SST-2 dev.
+    on ``sentences`` training sentences drawn with ``seed`` (default: all 67,349); ``"the teacher's gold
+    labels"``: the control for that one, the student trained on the ``TEACHER_LABELS`` gold labels the teacher
+    itself learned from, one pass, as the distilled student gets. Every arm trains by ``finetune.recipe``
+    (three passes over its sentences; one over the large sets) and is scored on SST-2 dev.
     """
     if arm not in ARMS:
         raise ConfigError(f"unknown arm {arm!r}; choose from {ARMS}")
@@ -151,6 +154,9 @@ def run(arm: str, sst2, teacher_logits: torch.Tensor, labels: int = 500, seed: i
     gold = train.take(labels, seed)
     if arm == "labels only":
         trainer = finetune(model, tokenizer, gold, dev, recipe(labels, STUDENT_LR, seed))
+    elif arm == "the teacher's gold labels":
+        teachers = train.take(TEACHER_LABELS, seed=0)
+        trainer = finetune(model, tokenizer, teachers, dev, recipe(len(teachers), STUDENT_LR, seed, epochs=1))
     else:
         if arm == "distilled, same sentences":
             texts, config = gold.texts, recipe(labels, STUDENT_LR, seed)

@@ -208,12 +208,17 @@ def len_labels(batch: dict) -> int:
 def evaluate(model, examples: list, collate, batch_size: int = 64) -> dict:
     """Accuracy, mean task loss and mean auxiliary LM loss (per predicted token) over ``examples``.
 
+    ``collate``: ``model_collator(model, tokenizer)``, or any padding collator.
+
     The LM loss on held-out sentences says how much of its pretraining skill a fine-tuned model
     kept: the thing the auxiliary objective is there to protect.
     """
     correct = task = lm = tokens = 0.0
     for batch, out in forward_batches(model, examples, collate, batch_size):
-        n_tokens = len(batch["lm_positions"])
+        positions = batch.get("lm_positions")  # a plain padding collator's batch has none: found here instead
+        if positions is None:
+            positions = lm_positions(batch["input_ids"], batch["attention_mask"], model.config.gpt1_token_ids)
+        n_tokens = len(positions)
         correct += (out.logits.argmax(-1) == batch["labels"]).sum().item()
         task += out.task_loss.item() * len(batch["labels"])
         lm += out.lm_loss.item() * n_tokens
