@@ -6,7 +6,10 @@ Every piece is a few lines of plain PyTorch so a learner can read it next to the
 
 Masks are boolean tensors where ``True`` means "may attend". The block can be loaded with the
 weights of a ``transformers`` BERT layer (post-norm) or GPT-2 block (pre-norm), so notebook 03 can
-check, number for number, that the from-scratch code computes what the library computes.
+check, number for number, that the from-scratch code computes what the library computes; ``GPT``
+stacks the blocks into a whole GPT-2 (notebook 05 checks it against ``GPT2LMHeadModel``). The two
+pieces of the modern block the course BERT is built from (ModernBERT) are here too: rotary
+positions (``rotary``) and the gated feed-forward (``GatedFeedForward``).
 """
 import math
 import time
@@ -138,6 +141,75 @@ def sinusoidal_positions(length: int, d_model: int) -> torch.Tensor:
     pe[:, 0::2] = torch.sin(position * freq)
     pe[:, 1::2] = torch.cos(position * freq)
     return pe
+
+
+def rotary(x: torch.Tensor, base: float = 10000.0) -> torch.Tensor:
+    """Rotary position embedding (RoPE, Su et al. 2021) of queries or keys ``x`` (..., T, d_head).
+
+    Each pair of dimensions (i, i + d/2) is rotated by the angle position x base^(-2i/d): a clock per
+    pair, as in the sinusoids above, but turning the vector instead of adding to it. Rotating both q
+    at position m and k at position n makes their dot product depend on m - n only, so attention sees
+    *relative* positions, and nothing is added to the token's own vector. The pairs are laid out as
+    ``transformers`` lays them out (``rotate_half``), so the same weights give the same numbers.
+    """
+    length, d = x.shape[-2], x.shape[-1]
+    inv_freq = base ** (-torch.arange(0, d, 2, dtype=torch.float32) / d)
+    angles = torch.arange(length, dtype=torch.float32)[:, None] * inv_freq
+    cos, sin = angles.cos(), angles.sin()
+    first, second = x[..., :d // 2], x[..., d // 2:]
+    return torch.cat([first * cos - second * sin, first * sin + second * cos], dim=-1)
+
+
+class GatedFeedForward(nn.Module):
+    """GeGLU (Shazeer 2020): a second linear map gates the GELU's output, element by element.
+
+    ``up`` makes the value and the gate in one (d, 2 d_ff) matrix, as ModernBERT stores it (``Wi``);
+    ModernBERT has no biases. Three matrices instead of two, so d_ff is usually cut to keep the size.
+    """
+
+    def __init__(self, d_model: int, d_ff: int, bias: bool = False):
+        super().__init__()
+        self.up, self.down = nn.Linear(d_model, 2 * d_ff, bias=bias), nn.Linear(d_ff, d_model, bias=bias)
+
+    def forward(self, x):
+        value, gate = self.up(x).chunk(2, dim=-1)
+        return self.down(F.gelu(value) * gate)
+
+
+# --- a whole GPT from the blocks ---------------------------------------------------------------------
+
+class GPT(nn.Module):
+    """GPT-2 from this module's pieces: token and position tables, pre-norm blocks, a final norm, and the
+    output layer *tied* to the token table (logits = h @ E^T: one matrix both reads and writes tokens)."""
+
+    def __init__(self, vocab_size: int, n_positions: int, d_model: int, n_heads: int, n_layers: int,
+                 eps: float = 1e-5):
+        super().__init__()
+        self.tokens, self.positions = nn.Embedding(vocab_size, d_model), nn.Embedding(n_positions, d_model)
+        self.blocks = nn.ModuleList(TransformerBlock(d_model, n_heads, 4 * d_model, pre_norm=True, eps=eps,
+                                                     gelu="tanh") for _ in range(n_layers))
+        self.final_norm = LayerNorm(d_model, eps)
+
+    def forward(self, input_ids):
+        length = input_ids.shape[-1]
+        x = self.tokens(input_ids) + self.positions(torch.arange(length, device=input_ids.device))
+        for block in self.blocks:
+            x = block(x, causal_mask(length).to(input_ids.device))
+        return self.final_norm(x) @ self.tokens.weight.T
+
+    @classmethod
+    @torch.no_grad()
+    def from_gpt2(cls, model) -> "GPT":
+        """The weights of a ``transformers`` ``GPT2LMHeadModel``, in this class."""
+        cfg = model.config
+        gpt = cls(cfg.vocab_size, cfg.n_positions, cfg.n_embd, cfg.n_head, cfg.n_layer, cfg.layer_norm_epsilon)
+        gpt.tokens.weight.copy_(model.transformer.wte.weight)
+        gpt.positions.weight.copy_(model.transformer.wpe.weight)
+        gpt.blocks = nn.ModuleList(block_from_gpt2_block(block, cfg.n_head, cfg.layer_norm_epsilon)
+                                   for block in model.transformer.h)
+        gpt.final_norm.weight.copy_(model.transformer.ln_f.weight)
+        gpt.final_norm.bias.copy_(model.transformer.ln_f.bias)
+        return gpt.eval()
 
 
 # --- loading library weights, to check the from-scratch code against transformers ----------------

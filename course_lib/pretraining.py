@@ -30,7 +30,7 @@ from .costs import RunCost
 from .errors import ConfigError
 from .costs import labelled
 from .hardware import pick_device, pick_precision
-from .trainer import RUN_FIELDS, Trainer, TrainConfig, accuracy, causal_targets, next_token_accuracy
+from .trainer import RUN_FIELDS, Trainer, TrainConfig, accuracy, causal_targets, evaluate, next_token_accuracy
 
 @dataclass(frozen=True)
 class Corpus:
@@ -119,6 +119,24 @@ def corpus_blocks(tokenizer, corpus: str, block_size: int) -> tuple:
     """(train blocks, validation blocks) of a corpus, exactly as ``pretrain`` uses them: packed apart."""
     train, held_out = corpus_texts(corpus)
     return pack(tokenizer, train, block_size), pack(tokenizer, held_out, block_size)
+
+
+def contamination(model, tokenizer, arch: str, block_size: int, corpus: str = "sst2", mask_rate: float = 0.15) -> dict:
+    """{kind of held-out text: evaluation} for a model pretrained on ``corpus`` (an SST-2 corpus), on three "validation" sets.
+
+    ``every 20th block``: the corpus packed whole and every 20th block taken, as the course held out
+    text before it held out sentences: most of it is inside phrases the model trained on.
+    ``held-out sentences``: the blocks ``pretrain`` validates on (``split_corpus``). ``SST-2 dev``: 872
+    sentences from another split of the treebank, never seen. The gap between the first and the others
+    is what contamination does to a reported loss. Masked-LM masks are drawn with one seed for all three.
+    """
+    collate, accuracy_fn, targets = objective(arch, tokenizer, mask_rate)
+    whole = [t for name in corpus.split("+") for t in dict.fromkeys(CORPORA[name].load())]
+    sets = {"every 20th block": pack(tokenizer, whole, block_size)[::HELD_OUT_EVERY],
+            "held-out sentences": corpus_blocks(tokenizer, corpus, block_size)[1],
+            "SST-2 dev": pack(tokenizer, data.load("sst2")["dev"].texts, block_size)}
+    return {name: evaluate(model, blocks, collate, accuracy_fn=accuracy_fn, targets=targets, seed=0)
+            for name, blocks in sets.items()}
 
 
 def unigram_perplexity(train_ids: list, eval_ids: list, vocab_size: int) -> float:

@@ -80,3 +80,42 @@ def test_attention_cost_is_quadratic_in_length():
 def test_multi_head_rejects_indivisible_width():
     with pytest.raises(ValueError, match="divisible"):
         A.MultiHeadAttention(10, 3)
+
+
+def test_rotary_positions_equal_modernberts_and_depend_on_the_offset_only():
+    from transformers import ModernBertConfig
+    from transformers.models.modernbert import modeling_modernbert as mb
+
+    cfg = ModernBertConfig(vocab_size=100, hidden_size=64, num_hidden_layers=1, num_attention_heads=2,
+                           intermediate_size=96, max_position_embeddings=32)
+    theta = cfg.rope_parameters["full_attention"]["rope_theta"]
+    q, k = torch.randn(1, 2, 10, 32), torch.randn(1, 2, 10, 32)
+    cos, sin = mb.ModernBertRotaryEmbedding(cfg)(q, torch.arange(10)[None], layer_type="full_attention")
+    theirs_q, theirs_k = mb.apply_rotary_pos_emb(q, k, cos, sin)
+    torch.testing.assert_close(A.rotary(q, theta), theirs_q)
+    torch.testing.assert_close(A.rotary(k, theta), theirs_k)
+    same = torch.randn(32).expand(10, 32)  # one vector at every position: only the positions differ
+    dots = A.rotary(same) @ A.rotary(same).T
+    torch.testing.assert_close(torch.diagonal(dots, 2), torch.full((8,), float(dots[0, 2])))
+
+
+def test_gated_feed_forward_equals_modernberts_mlp():
+    from transformers import ModernBertConfig
+    from transformers.models.modernbert.modeling_modernbert import ModernBertMLP
+
+    cfg = ModernBertConfig(hidden_size=64, intermediate_size=96, mlp_dropout=0.0)
+    theirs, ours = ModernBertMLP(cfg).eval(), A.GatedFeedForward(64, 96)
+    ours.up.weight.data.copy_(theirs.Wi.weight)
+    ours.down.weight.data.copy_(theirs.Wo.weight)
+    x = torch.randn(2, 5, 64)
+    torch.testing.assert_close(ours(x), theirs(x))
+
+
+def test_the_blocks_stacked_are_gpt2_with_its_tied_output_layer():
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    theirs = GPT2LMHeadModel(GPT2Config(vocab_size=200, n_embd=64, n_layer=2, n_head=4, n_positions=32)).eval()
+    ids = torch.randint(0, 200, (2, 16))
+    with torch.no_grad():
+        torch.testing.assert_close(A.GPT.from_gpt2(theirs)(ids), theirs(ids).logits, rtol=1e-4, atol=1e-5)
