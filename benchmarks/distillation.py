@@ -26,7 +26,7 @@ RESULTS = Path(__file__).with_name("distillation.jsonl")
 TEACHER = Path(__file__).with_name("distillation_teacher.safetensors")
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-parser.add_argument("--teacher-labels", type=int, default=20_000)
+parser.add_argument("--teacher-labels", type=int, default=dl.TEACHER_LABELS)
 parser.add_argument("--labels", type=int, default=500)
 parser.add_argument("--seeds", type=int, default=3)
 results.add_benchmark_options(parser, RESULTS, threads=1)

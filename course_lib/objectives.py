@@ -120,9 +120,10 @@ class SpanCorruptionCollator:
     """T5's denoising: the model reads the corrupted text and writes the missing spans.
 
     With an encoder-decoder (``encoder_decoder=True``, T5's own set-up) the corrupted text is the
-    encoder's input and the target the decoder's labels. With one causal stack the same objective
-    becomes a prefix LM: ``[corrupted input] [SEP] [target]``, with labels -100 on the prefix, so
-    only the reconstruction is scored.
+    encoder's input and the target the decoder's labels. With one causal stack it becomes a decoder-only
+    LM scored on the target alone: ``[corrupted input] [SEP] [target]``, labels -100 on the input part.
+    (Not a *prefix LM* in T5's sense, where the input part would also see itself both ways: here the
+    causal mask stays, and the input is read left to right.)
     """
 
     def __init__(self, tokenizer, sentinel_ids: list, separator_id: int | None = None,
