@@ -18,9 +18,17 @@ class PublishedModel:
     mwh: float | None     # training energy, where measured/estimated by the cited work
     tco2e: float | None
     source: str
+    reported_flops: float | None = None  # training compute as a cited work states it, where 6·N·D is wrong
 
     @property
     def flops(self) -> float | None:
+        """Training FLOPs: the reported figure where there is one, else 6·N·D (Kaplan et al. 2020).
+
+        6·N·D assumes every token passes through every weight. In an encoder-decoder (T5) a token goes
+        through the encoder *or* the decoder, about half of them, so 6·N·D overcounts it.
+        """
+        if self.reported_flops:
+            return self.reported_flops
         return 6 * self.params * self.tokens if self.tokens else None
 
 
@@ -40,7 +48,8 @@ PUBLISHED = [
     PublishedModel("RoBERTa-large", 2019.57, 355e6, 2.1e12, None, None, "Liu et al. 2019 (500k steps x 8k x 512 tokens)"),
     PublishedModel("BART-large", 2019.83, 406e6, None, None, None, "Lewis et al. 2019"),
     PublishedModel("T5-11B", 2019.81, 11e9, 1e12, 85.7, 46.7,
-                   "Raffel et al. 2019 (1M steps x 2^11 x 512 tokens); energy: Patterson et al. 2021"),
+                   "Raffel et al. 2019 (1M steps x 2^11 x 512 tokens); compute (4.05e22 FLOPs, not 6·N·D) and energy: "
+                   "Patterson et al. 2021, Table 4", reported_flops=4.05e22),
     PublishedModel("GPT-3", 2020.41, 175e9, 300e9, 1287.0, 552.0, "Brown et al. 2020; energy: Patterson et al. 2021"),
 ]
 
