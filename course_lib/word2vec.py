@@ -142,7 +142,7 @@ class SkipGram(nn.Module):
 
 @dataclass
 class SkipGramConfig:
-    """gensim's defaults for skip-gram, so the reference runs with the same settings."""
+    """gensim's defaults for skip-gram, so the reference can run with the same model settings (its number of epochs is the notebook's choice)."""
     dim: int = 100
     window: int = 5
     negatives: int = 5
