@@ -75,17 +75,24 @@ def batch_size_for(batch_size: int, labels: int) -> int:
     return min(batch_size, labels)
 
 
-def classifier(checkpoint, start: str = "pretrained", num_labels: int = 2):
+def classifier(checkpoint, start: str = "pretrained", num_labels: int = 2, pooling: str | None = None):
     """A sequence classifier with the checkpoint's architecture (and fine-tuning dropout), starting from:
 
     ``"pretrained"``: all of the checkpoint's weights; ``"scratch"``: random weights;
     ``"embeddings"``: random weights except the checkpoint's embedding layer — what its word
     vectors alone are worth, without the pretrained layers above them.
+    ``pooling`` (a ModernBERT's ``classifier_pooling``: ``"mean"`` or ``"cls"``) replaces the
+    checkpoint's choice of which vector the head reads.
     """
     if start not in STARTS:
         raise ConfigError(f"start must be one of {STARTS}, not {start!r}")
     model_type = AutoConfig.from_pretrained(checkpoint).model_type
-    config = AutoConfig.from_pretrained(checkpoint, num_labels=num_labels, **FINETUNE_DROPOUT.get(model_type, {}))
+    settings = dict(FINETUNE_DROPOUT.get(model_type, {}))
+    if pooling is not None:
+        if model_type != "modernbert" or pooling not in ("mean", "cls"):
+            raise ConfigError(f"pooling {pooling!r} is for a ModernBERT checkpoint ('mean' or 'cls'); this one is {model_type}")
+        settings["classifier_pooling"] = pooling
+    config = AutoConfig.from_pretrained(checkpoint, num_labels=num_labels, **settings)
     model_class = models.classifier_class(config)
     if start == "pretrained":
         return model_class.from_pretrained(checkpoint, config=config)
@@ -96,7 +103,7 @@ def classifier(checkpoint, start: str = "pretrained", num_labels: int = 2):
     return model
 
 
-def load_classifier(checkpoint, num_labels: int = 2, start: str = "pretrained") -> tuple:
+def load_classifier(checkpoint, num_labels: int = 2, start: str = "pretrained", pooling: str | None = None) -> tuple:
     """(model, tokenizer): ``"minilm"`` (the pretrained package) or a course checkpoint directory.
 
     The directory is checked first (complete, readable), so a wrong path fails before any data loads.
@@ -107,7 +114,7 @@ def load_classifier(checkpoint, num_labels: int = 2, start: str = "pretrained") 
         return models.load_minilm(num_labels=num_labels, pretrained=start == "pretrained")
     path = checkpoints.require_model(checkpoint)
     tokenizer = AutoTokenizer.from_pretrained(path)
-    model = classifier(path, start, num_labels)
+    model = classifier(path, start, num_labels, pooling)
     match_tokenizer(model, tokenizer)
     return model, tokenizer
 
@@ -151,13 +158,28 @@ def finetune(model, tokenizer, train: Split, dev: Split, config: TrainConfig, ma
     return trainer
 
 
+def transfer_scores(checkpoint, train: Split, dev: Split, start: str = "pretrained", seed: int = 0,
+                    test: Split | None = None, pooling: str | None = None, **overrides) -> dict:
+    """{"dev": accuracy (and "test": accuracy, given ``test``)} after fine-tuning a course checkpoint on
+    ``train`` from one of the ``STARTS``, by ``recipe``.
+
+    The dev set is scored during training; the test set only once, at the end, so nothing is chosen on it.
+    ``pooling``: see ``classifier``.
+    """
+    seed_everything(seed)
+    model, tokenizer = load_classifier(checkpoint, start=start, pooling=pooling)
+    config = recipe(len(train), overrides.pop("lr", learning_rate("course", start)), seed, **overrides)
+    trainer = finetune(model, tokenizer, train, dev, config)
+    scores = {"dev": trainer.history["eval"][-1]["accuracy"]}
+    if test is not None:
+        scores["test"] = trainer.evaluate(encode(tokenizer, test))["accuracy"]
+    return scores
+
+
 def transfer_accuracy(checkpoint, train: Split, dev: Split, start: str = "pretrained", seed: int = 0,
                       **overrides) -> float:
-    """Dev accuracy after fine-tuning a course checkpoint on ``train`` from one of the ``STARTS``, by ``recipe``."""
-    seed_everything(seed)
-    model, tokenizer = load_classifier(checkpoint, start=start)
-    config = recipe(len(train), overrides.pop("lr", learning_rate("course", start)), seed, **overrides)
-    return finetune(model, tokenizer, train, dev, config).history["eval"][-1]["accuracy"]
+    """Dev accuracy after fine-tuning a course checkpoint on ``train`` from one of the ``STARTS``: ``transfer_scores``."""
+    return transfer_scores(checkpoint, train, dev, start, seed, **overrides)["dev"]
 
 
 def logits(model, tokenizer, texts: list, batch_size: int = 64, max_length: int = 64) -> torch.Tensor:

@@ -128,6 +128,21 @@ def test_masked_lm_loss_reads_the_encoder_of_the_classifier(checkpoint):
     assert finetune.masked_lm_loss(classifier, checkpoint, blocks) != pytest.approx(own)
 
 
+def test_pooling_replaces_the_checkpoints_choice_and_refuses_what_does_not_exist(checkpoint):
+    assert finetune.classifier(checkpoint, pooling="cls").config.classifier_pooling == "cls"
+    assert finetune.classifier(checkpoint, pooling="mean").config.classifier_pooling == "mean"
+    with pytest.raises(ConfigError, match="'mean' or 'cls'"):
+        finetune.classifier(checkpoint, pooling="max")
+
+
+def test_transfer_scores_the_test_split_once_at_the_end_and_agrees_with_transfer_accuracy(checkpoint):
+    train, dev, test = toy_split(32), toy_split(16, 1), toy_split(16, 2)
+    scores = finetune.transfer_scores(checkpoint, train, dev, seed=0, test=test, max_steps=3)
+    assert set(scores) == {"dev", "test"} and all(0 <= v <= 1 for v in scores.values())
+    assert finetune.transfer_accuracy(checkpoint, train, dev, seed=0, max_steps=3) == scores["dev"]
+    assert finetune.transfer_scores(checkpoint, train, dev, seed=0, max_steps=3) == {"dev": scores["dev"]}
+
+
 # --- the graded exercises --------------------------------------------------------------------------
 
 def reference_groups(model, lr, decay):
