@@ -10,6 +10,9 @@ go on; ``--shard 0/2`` and ``--shard 1/2`` split the work between two processes)
     COURSE_DATA_DIR=../shared/data python benchmarks/lr_strategies.py --shard 0/2 --threads 1 &
     COURSE_DATA_DIR=../shared/data python benchmarks/lr_strategies.py --shard 1/2 --threads 1
     COURSE_DATA_DIR=../shared/data python benchmarks/lr_strategies.py --report
+
+``--also "layer-wise decay" 3e-4`` adds a strategy at another head rate to the runs and the table (notebook 07,
+exercise 5), without editing the library's list.
 """
 import argparse
 import json
@@ -25,8 +28,18 @@ parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--labels", type=int, default=500)
 parser.add_argument("--seeds", type=int, default=3, help="seeds for the strategies")
 parser.add_argument("--sweep-seeds", type=int, default=1)
+parser.add_argument("--also", nargs=2, action="append", default=[], metavar=("STRATEGY", "LR"),
+                    help=f"one more strategy at a head rate (repeatable); strategies: {', '.join(strategies.STRATEGIES)}")
 results.add_benchmark_options(parser, RESULTS)
 args = parser.parse_args()
+for strategy, lr in args.also:
+    if strategy not in strategies.STRATEGIES:
+        parser.error(f"unknown strategy {strategy!r}; choose from {', '.join(strategies.STRATEGIES)}")
+    try:
+        float(lr)
+    except ValueError:
+        parser.error(f"--also {strategy!r} {lr!r}: the learning rate must be a number, e.g. 3e-4")
+compared = strategies.COMPARED + [(strategy, "pretrained", float(lr)) for strategy, lr in args.also]
 
 
 def key(row):
@@ -43,13 +56,13 @@ def run_job(strategy, start, lr, seed, labels) -> dict:
 course_lib.setup(threads=args.threads)
 if not args.report:
     sst2 = data.load("sst2")
-    wanted = [(*run, seed, args.labels) for seed in range(args.seeds) for run in strategies.COMPARED]
+    wanted = [(*run, seed, args.labels) for seed in range(args.seeds) for run in compared]
     wanted += [(*run, seed, args.labels) for seed in range(args.sweep_seeds) for run in strategies.SWEPT]
     results.run_grid(args.results, wanted, args.shard, key, run_job, describe=lambda row, *job: json.dumps(row))
 
 rows = [r for r in results.read_results(args.results) if r["labels"] == args.labels]
 print(f"Strategies, pretrained MiniLM, {args.labels} labels: SST-2 dev accuracy (%) mean ± sd (seeds)")
-print(strategies.table(rows))
+print(strategies.table(rows, compared))
 print(f"\nLearning-rate sweep, one rate for everything, {args.labels} labels, {args.sweep_seeds} seed(s)")
 for start, by_lr in strategies.sweep(rows, args.sweep_seeds).items():
     print(f"{start:10s}", "  ".join(f"{lr:.0e}: {acc:.1f}%" for lr, acc in by_lr.items()),

@@ -72,10 +72,10 @@ def _runs(rows: list, strategy: str, start: str, lr: float, seeds: int | None = 
             and (seeds is None or r["seed"] < seeds)]
 
 
-def table(rows: list) -> str:
-    """The strategies of ``COMPARED``: dev accuracy mean ± sd (seeds), share trainable at step 0, mean wall time."""
+def table(rows: list, compared: list = COMPARED) -> str:
+    """The runs of ``compared`` (strategy, start, lr): dev accuracy mean ± sd (seeds), share trainable at step 0, wall time."""
     lines = [f"{'strategy':<24}{'lr (head)':>10}{'dev accuracy':>19}{'trainable at step 0':>21}{'wall time':>11}"]
-    for strategy, start, lr in COMPARED:
+    for strategy, start, lr in compared:
         runs = _runs(rows, strategy, start, lr)
         if runs:
             accs = [100 * r["dev"] for r in runs]

@@ -196,21 +196,40 @@ def test_mean_pooling_check_accepts_the_masked_mean_and_explains_the_usual_mista
             checks.check_mean_pooling(wrong, model, batch)
 
 
-def test_budget_reading_check_knows_the_answer_and_says_which_way_to_look(capsys):
-    rows = rows_for(CURVES)  # TF-IDF reaches 71 at 5,000; pretrained MiniLM averages 61, 71, 89
-    checks.check_budget_reading(lambda: 100, rows)
-    assert "Correct: 100 labels" in capsys.readouterr().out
-    with pytest.raises(CheckFailed, match="below TF-IDF's 71.0% at 5,000: look further right"):
-        checks.check_budget_reading(lambda: 50, rows)
-    with pytest.raises(CheckFailed, match="smaller budget: 100 labels already average 71.0%"):
-        checks.check_budget_reading(lambda: 5000, rows)
-    with pytest.raises(CheckFailed, match="one of the measured budgets"):
-        checks.check_budget_reading(lambda: 300, rows)
+def test_labels_to_match_check_interpolates_on_a_log_scale_and_names_the_usual_mistakes(capsys):
+    rows = rows_for(CURVES)
 
-    def unattempted():
+    def right(curve, target):
+        budgets = sorted(curve)
+        if curve[budgets[0]] >= target:
+            return budgets[0]
+        for lo, hi in zip(budgets, budgets[1:]):
+            if curve[hi] >= target:
+                share = (target - curve[lo]) / (curve[hi] - curve[lo])
+                return lo * (hi / lo) ** share
+        return None
+    checks.check_labels_to_match(right, rows)
+    assert "Correct: pretrained MiniLM reaches TF-IDF's 71.0% at 5,000 labels" in capsys.readouterr().out
+
+    def linear(curve, target):
+        budgets = sorted(curve)
+        if curve[budgets[0]] >= target:
+            return budgets[0]
+        for lo, hi in zip(budgets, budgets[1:]):
+            if curve[hi] >= target:
+                return lo + (target - curve[lo]) / (curve[hi] - curve[lo]) * (hi - lo)
+        return None
+    with pytest.raises(CheckFailed, match="interpolated in labels"):
+        checks.check_labels_to_match(linear, rows)
+    with pytest.raises(CheckFailed, match="instead of returning a measured one"):
+        checks.check_labels_to_match(lambda curve, target: next((n for n in sorted(curve) if curve[n] >= target), None), rows)
+    with pytest.raises(CheckFailed, match="return None"):
+        checks.check_labels_to_match(lambda curve, target: right(curve, target) or max(curve), rows)
+
+    def unattempted(curve, target):
         raise NotImplementedError
     with pytest.raises(CheckFailed, match="not attempted"):
-        grade("Exercise 3", checks.check_budget_reading, unattempted, rows)
+        grade("Exercise 3", checks.check_labels_to_match, unattempted, rows)
 
 
 def test_notebook_07_results_files_hold_the_grid_it_reads():

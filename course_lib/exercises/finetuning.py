@@ -1,4 +1,6 @@
 """Checks for notebook 07 (fine-tuning and transfer learning)."""
+import math
+
 import torch
 from transformers import BertConfig, BertForSequenceClassification
 
@@ -62,19 +64,44 @@ def check_mean_pooling(mean_pooling, model, batch: dict) -> None:
     print("Correct: your pooling reproduces the classifier's logits on a real batch, padding and all.")
 
 
-def check_budget_reading(labels_to_match_tfidf, rows: list, reference: int = 5000) -> None:
-    """The smallest measured budget at which pretrained MiniLM's mean reaches TF-IDF's at ``reference`` labels."""
-    answer = labels_to_match_tfidf()
-    expect_number(answer, "a number of labels")
-    summary = label_budget.summarise(rows)
-    curve = summary["MiniLM, pretrained"]
-    target = summary[label_budget.TFIDF][reference][0]
-    _, want = label_budget.labels_saved(summary, "MiniLM, pretrained", label_budget.TFIDF, reference)
-    expect(answer in curve, f"answer with one of the measured budgets: {sorted(curve)}")
-    mean = curve[answer][0]
-    expect(mean >= target, f"at {answer:,} labels pretrained MiniLM averages {mean:.1f}%, below TF-IDF's "
-                           f"{target:.1f}% at {reference:,}: look further right on the curve")
-    expect(answer == want, f"{answer:,} labels reach it, but so does a smaller budget: "
-                           f"{want:,} labels already average {curve[want][0]:.1f}%")
-    print(f"Correct: {answer:,} labels ({curve[answer][0]:.1f}%) match TF-IDF with {reference:,} "
-          f"({target:.1f}%): {reference / answer:.0f}x fewer labels.")
+def _crossing(curve: dict, target: float):
+    """Where a label-budget curve first reaches ``target``, linear in log(labels) between measured budgets."""
+    budgets = sorted(curve)
+    if curve[budgets[0]] >= target:
+        return float(budgets[0])
+    for lo, hi in zip(budgets, budgets[1:]):
+        if curve[hi] >= target:
+            share = (target - curve[lo]) / (curve[hi] - curve[lo])
+            return float(math.exp(math.log(lo) + share * (math.log(hi) - math.log(lo))))
+    return None
+
+
+def check_labels_to_match(labels_to_match, rows: list, reference: int = 5000) -> None:
+    """``labels_to_match(curve, target)``: the labels at which ``curve`` ({labels: mean accuracy}) first reaches
+    ``target``, read between measured budgets on a log scale of labels; None if it never does."""
+    summary = {arm: {n: mean for n, (mean, _, _) in by_n.items()} for arm, by_n in label_budget.summarise(rows).items()}
+    cases = {"a curve that starts above the target": ({50: 70.0, 100: 75.0}, 60.0),
+             "a curve that never reaches it": ({50: 50.0, 100: 55.0}, 60.0),
+             "a crossing halfway between 100 and 400 labels": ({100: 60.0, 400: 70.0}, 65.0)}
+    pretrained, scratch = summary["MiniLM, pretrained"], summary["MiniLM, random weights"]
+    cases["pretrained MiniLM against TF-IDF at 5,000 labels"] = (pretrained, summary[label_budget.TFIDF][reference])
+    cases["pretrained MiniLM against its random start at 5,000 labels"] = (pretrained, scratch[reference])
+    for what, (curve, target) in cases.items():
+        want, got = _crossing(curve, target), labels_to_match(dict(curve), target)
+        if want is None:
+            expect(got is None, f"for {what} return None (no measured budget reaches {target:.1f}%), not {got!r}")
+            continue
+        expect_number(got, "a number of labels")
+        budgets = sorted(curve)
+        linear = next((lo + (target - curve[lo]) / (curve[hi] - curve[lo]) * (hi - lo)
+                       for lo, hi in zip(budgets, budgets[1:]) if curve[lo] < target <= curve[hi]), None)
+        expect(linear is None or abs(got - linear) > 1e-6 * linear or abs(linear - want) < 1e-6 * want,
+               f"for {what} you interpolated in labels ({got:,.0f}); budgets are spaced by factors, so read "
+               f"between them in log(labels)")
+        expect(abs(got - want) <= 1e-6 * want, f"for {what} the curve reaches {target:.1f}% at about {want:,.0f} "
+               f"labels, not {got:,.0f}" + (": interpolate between the two budgets around the target instead of "
+                                            "returning a measured one" if got in curve and want not in curve else ""))
+    tfidf = summary[label_budget.TFIDF][reference]
+    at = _crossing(pretrained, tfidf)
+    print(f"Correct: pretrained MiniLM reaches TF-IDF's {tfidf:.1f}% at {reference:,} labels with about {at:,.0f} "
+          f"labels ({reference / at:.0f}x fewer), read between the measured budgets.")
