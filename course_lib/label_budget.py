@@ -138,20 +138,30 @@ def table(summary: dict) -> str:
 
 
 def plot(summary: dict, ax=None, title: str = "", ylabel: str = "SST-2 dev accuracy (%)", chance: float | None = 50,
-         xlabel: str = "labelled training sentences (log scale)"):
-    """A score against labels (log scale), mean with a band of ± one standard deviation; TF-IDF arms dashed."""
+         xlabel: str = "labelled training sentences (log scale)", rows: list | None = None, metric: str = "dev"):
+    """A score against labels (log scale): the mean of each arm, TF-IDF arms dashed.
+
+    Without ``rows`` a band shows ± one standard deviation; with them (the runs ``summary`` was made
+    from) every run is a dot instead — honest where an arm's runs split into groups that a band
+    would draw as outcomes that never happened.
+    """
     import matplotlib.pyplot as plt
     ax = ax if ax is not None else plt.subplots(figsize=(7, 4.5))[1]
     for arm, by_n in summary.items():
         budgets = list(by_n)
         means = [by_n[n][0] for n in budgets]
-        spreads = [by_n[n][1] for n in budgets]
         style = dict(linestyle="--", color="grey") if "TF-IDF" in arm else {}
         ax.plot(budgets, means, marker="o", label=arm, **style)
-        ax.fill_between(budgets, [m - s for m, s in zip(means, spreads)],
-                        [m + s for m, s in zip(means, spreads)], alpha=0.15, color=ax.lines[-1].get_color())
+        color = ax.lines[-1].get_color()
+        if rows is None:
+            spreads = [by_n[n][1] for n in budgets]
+            ax.fill_between(budgets, [m - s for m, s in zip(means, spreads)],
+                            [m + s for m, s in zip(means, spreads)], alpha=0.15, color=color)
+        else:
+            runs = [r for r in rows if r["arm"] == arm and r.get(metric) is not None]
+            ax.scatter([r["labels"] for r in runs], [100 * r[metric] for r in runs], s=12, alpha=0.5, color=color)
     if chance is not None:
-        ax.axhline(chance, color="black", linewidth=0.8, linestyle=":")
+        ax.axhline(chance, color="black", linewidth=0.8, linestyle=":", label=f"chance ({chance:g}%)")
     ax.set_xscale("log")
     ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
     ax.legend(fontsize=8)

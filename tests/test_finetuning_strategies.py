@@ -249,3 +249,13 @@ def test_strategy_table_and_sweep_summarise_the_results_file():
     assert "71.0 ± 1.4 (n=2)" in table and "1.0%" in table and "100.0%" in table
     assert strategies.sweep(rows, seeds=1)["scratch"] == {lr: pytest.approx(70.0) for lr in strategies.SWEEP_RATES}
     assert strategies.sweep(rows, seeds=2)["pretrained"][1e-4] == pytest.approx(71.0)
+
+
+def test_the_label_budget_plot_draws_every_run_when_given_the_runs():
+    import matplotlib
+    matplotlib.use("Agg")
+    from matplotlib.collections import PathCollection
+    rows = rows_for(CURVES)
+    dots = lb.plot(lb.summarise(rows), rows=rows).collections
+    assert sum(len(c.get_offsets()) for c in dots if isinstance(c, PathCollection)) == len(rows)
+    assert not any(isinstance(c, PathCollection) for c in lb.plot(lb.summarise(rows)).collections)
