@@ -21,8 +21,11 @@ SHOTS = (0, 1, 4, 8)
 
 
 def window(model) -> int:
-    """The most tokens the model has positions for (64 for the course GPT, 1,024 for GPT-2)."""
-    return model.config.n_positions
+    """The most tokens the model has positions for (64 for the course GPT, 1,024 for GPT-2, 8,192 for SmolLM2).
+
+    ``max_position_embeddings`` is the name every ``transformers`` config answers to (GPT-2's own is ``n_positions``).
+    """
+    return model.config.max_position_embeddings
 
 
 def demonstration(text: str, label: int, template: str = TEMPLATE, words=LABEL_WORDS) -> str:
