@@ -275,7 +275,9 @@ def pretrain(arch: str, preset: str, out_dir, max_steps: int, corpus: str = "sst
         trainer.resume(out_dir, state, weights=False)  # the weights came with from_pretrained
     elif stage1:
         trainer.history["word2vec"] = {"epochs": word2vec_epochs, "seconds": stage1.seconds,
-                                       "words_per_second": stage1.words_per_second, "losses": stage1.losses}
+                                       "words_per_second": stage1.words_per_second, "losses": stage1.losses,
+                                       "pairs": stage1.pairs, "dim": stage1.config.dim,
+                                       "negatives": stage1.config.negatives}
     if announce:
         announce(plan)
     trainer.fit()

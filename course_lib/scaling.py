@@ -9,7 +9,14 @@ Here the same experiment is run small enough for a laptop CPU: GPTs of ``LAYERS`
 ``WIDTHS``, all with the course GPT's tokenizer, trained on the same SST-2 blocks in the same order
 (``tokens`` grid: one pass each), and again at one fixed budget of FLOPs per run (``compute`` grid:
 the smaller the model, the more tokens it sees). A power law is fitted in log-log space;
-``NEXT_WIDTH`` is left out of the fit and trained to check what the fit predicts for it.
+``NEXT_WIDTH`` is left out of the fit and trained to check what the fit predicts for it. Validation is
+on SST-2's held-out sentences (``pretraining.corpus_blocks``), text no run trained on.
+
+The training text is fixed, so what is measured is Kaplan et al.'s L(N, D) at one D (their eq. 1.5),
+not L(N): the larger the model, the more the data, not the size, limits it.
+
+``skipgram_stage`` prices the course BERT's first stage, the skip-gram word vectors, from the pairs
+its history counted.
 """
 import math
 from dataclasses import dataclass
@@ -18,7 +25,7 @@ import numpy as np
 import torch
 from transformers import AutoTokenizer
 
-from . import models, pretraining
+from . import checkpoints, models, pretraining, word2vec
 from .costs import flops_profile
 from .objectives import causal_lm_collator
 from .runtime import seed_everything
@@ -79,27 +86,55 @@ def steps(grid: str, model, train_blocks: list) -> int:
 
 
 def train(width: int, max_steps: int, tokenizer, train_blocks: list, eval_blocks: list, seed: int = 0,
-          eval_every: int = 0) -> tuple:
+          eval_every: int = 0, lr: float | None = None) -> tuple:
     """Train one size: (result row, trained model). The row: sizes, tokens, FLOPs, cost, final validation
     loss and its curve.
 
-    Every size gets the same recipe (learning rate, warmup of a tenth of the run, cosine decay) and
-    the same batches in the same order, so size is the only difference between two runs of a grid.
+    Every size gets the same recipe (learning rate ``LR`` unless ``lr`` is given, warmup of a tenth of
+    the run, cosine decay) and the same batches in the same order, so size is the only difference
+    between two runs of a grid.
     """
+    lr = LR if lr is None else lr
     model = build(width, tokenizer, seed)
-    config = TrainConfig(max_steps=max_steps, batch_size=BATCH_SIZE, lr=LR, warmup_steps=max(1, max_steps // 10),
+    config = TrainConfig(max_steps=max_steps, batch_size=BATCH_SIZE, lr=lr, warmup_steps=max(1, max_steps // 10),
                          schedule="cosine", eval_every=eval_every, device="cpu", precision="fp32", seed=seed,
                          progress=False)
     trainer = Trainer(model, train_blocks, causal_lm_collator(tokenizer), config, eval_data=eval_blocks)
     trainer.fit()
     n, cost = non_embedding_parameters(model), trainer.cost
-    row = {"width": width, "layers": LAYERS, "seed": seed, "params_non_embedding": n,
+    row = {"width": width, "layers": LAYERS, "seed": seed, "lr": lr, "params_non_embedding": n,
             "params": models.count_parameters(model), "steps": max_steps, "tokens": cost.tokens,
             "flops": cost.flops, "flops_6nd": 6 * n * cost.tokens, "seconds": cost.seconds, "kwh": cost.kwh,
             "co2_kg": cost.co2_kg, "energy_method": cost.energy_method,
             "loss": trainer.history["eval"][-1]["loss"],
             "curve": [[e["step"], e["loss"]] for e in trainer.history["eval"]]}
     return row, model
+
+
+def passes(tokens: int, train_blocks: list) -> float:
+    """How many times a run that trained on ``tokens`` tokens went over the training blocks."""
+    return tokens / (len(train_blocks) * BLOCK_SIZE)
+
+
+# --- the skip-gram stage of the course BERT, priced ------------------------------------------------
+
+def skipgram_stage(path) -> dict:
+    """The first stage of a two-stage course checkpoint (``pretraining.word2vec_embeddings``), priced.
+
+    The stage's (center, context) pairs are counted where they are drawn (``word2vec.train``) and kept
+    in the checkpoint's history; each costs ``word2vec.flops_per_pair``. Returns {"epochs", "pairs",
+    "flops_per_pair", "flops", "seconds"}. A checkpoint saved before the history kept the pairs is
+    refused: retrain it (``python -m course_lib checkpoints``, after removing the old one).
+    """
+    stage = checkpoints.read_meta(path)["history"].get("word2vec")
+    if stage is None:
+        raise ValueError(f"{path} was trained without a skip-gram stage")
+    if "pairs" not in stage:
+        raise ValueError(f"{path} predates the skip-gram pair count in its history, so its first stage cannot be "
+                         f"priced: remove it and retrain it (python -m course_lib checkpoints)")
+    per_pair = word2vec.flops_per_pair(stage["dim"], stage["negatives"])
+    return {"epochs": stage["epochs"], "pairs": stage["pairs"], "flops_per_pair": per_pair,
+            "flops": float(stage["pairs"] * per_pair), "seconds": stage["seconds"]}
 
 
 # --- fitting ------------------------------------------------------------------------------------
@@ -115,7 +150,7 @@ class PowerLaw:
         return self.coefficient * np.asarray(x, dtype=float) ** -self.exponent
 
     def __str__(self) -> str:
-        return f"loss ∝ N^-{self.exponent:.3f}, R² = {self.r2:.2f}"
+        return f"loss ∝ N^-{self.exponent:.3f}, R² = {self.r2:.3f}"
 
 
 def fit_power_law(x, y) -> PowerLaw:

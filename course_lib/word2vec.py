@@ -162,6 +162,13 @@ class SkipGramRun:
     epoch_ends: list      # index into ``losses`` where each epoch ended
     corpus_words: int     # raw words per epoch (before min_count and subsampling), for words/s
     seconds: float
+    pairs: int            # (center, context) pairs trained on, all epochs together: the work done
+    config: SkipGramConfig
+
+    @property
+    def flops(self) -> int:
+        """Training FLOPs of the run: ``pairs`` times ``flops_per_pair``."""
+        return self.pairs * flops_per_pair(self.config.dim, self.config.negatives)
 
     @property
     def words_per_second(self) -> float:
@@ -170,6 +177,16 @@ class SkipGramRun:
 
     def vectors(self) -> np.ndarray:
         return self.model.vectors()
+
+
+def flops_per_pair(dim: int, negatives: int) -> int:
+    """Training FLOPs of one (center, context) pair with ``negatives`` noise words.
+
+    Forward: 1 + k dot products of two ``dim``-vectors, 2·dim FLOPs each; backward about twice that
+    (the gradients of both vectors of each product), as for any weight: 6·(k + 1)·dim. The
+    optimizer's update of the rows touched is not counted (the course trainer counts none either).
+    """
+    return 6 * (negatives + 1) * dim
 
 
 def train(sentences, cfg: SkipGramConfig = SkipGramConfig(), log_every: int = 200, progress: bool = True) -> SkipGramRun:
@@ -187,12 +204,13 @@ def train(sentences, cfg: SkipGramConfig = SkipGramConfig(), log_every: int = 20
     keep, table = keep_probabilities(vocab.counts, cfg.sample), negative_table(vocab.counts)
     model = SkipGram(len(vocab), cfg.dim)
     optimizer = torch.optim.SparseAdam(list(model.parameters()), lr=cfg.lr)
-    losses, chunk, epoch_ends = [], [], []
+    losses, chunk, epoch_ends, pairs = [], [], [], 0
     start = time.perf_counter()
     for epoch in range(cfg.epochs):
         centers, contexts = skipgram_pairs(*subsample(ids, sent, keep, rng), cfg.window, rng)
         order = rng.permutation(len(centers))
         negatives = table[rng.integers(0, len(table), (len(centers), cfg.negatives))]
+        pairs += len(centers)
         batches = range(0, len(order), cfg.batch_size)
         for b in tqdm(batches, desc=f"epoch {epoch + 1}", disable=not progress):
             idx = order[b:b + cfg.batch_size]
@@ -209,4 +227,4 @@ def train(sentences, cfg: SkipGramConfig = SkipGramConfig(), log_every: int = 20
                 chunk = []
         epoch_ends.append(len(losses))
     seconds = time.perf_counter() - start
-    return SkipGramRun(model, vocab, losses, epoch_ends, sum(len(s) for s in sentences), seconds)
+    return SkipGramRun(model, vocab, losses, epoch_ends, sum(len(s) for s in sentences), seconds, pairs, cfg)

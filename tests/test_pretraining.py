@@ -7,7 +7,7 @@ import pytest
 import torch
 from transformers import AutoModelForMaskedLM, AutoTokenizer, ModernBertForMaskedLM
 
-from course_lib import checkpoints, finetune, hardware, models, objectives, pretraining, runtime
+from course_lib import checkpoints, finetune, hardware, models, objectives, pretraining, runtime, scaling
 from course_lib.exercises import CheckFailed
 from course_lib.exercises import pretraining as checks
 from course_lib.tokenization import train_tokenizer
@@ -116,6 +116,7 @@ def test_word2vec_stage_sets_the_embeddings_and_mlm_leaves_them_frozen(toy_corpu
     first = pretraining.pretrain("bert", "tiny", tmp_path / "bert", max_steps=2, **args)
     stage1 = first.history["word2vec"]
     assert stage1["epochs"] == 1 and stage1["seconds"] > 0 and stage1["words_per_second"] > 0
+    assert stage1["pairs"] > 0 and scaling.skipgram_stage(tmp_path / "bert")["pairs"] == stage1["pairs"]  # saved
     embeddings = first.model.get_input_embeddings().weight.detach().clone()
     tokenizer = AutoTokenizer.from_pretrained(tmp_path / "bert")
     used = sorted({i for ids in tokenizer(TOY, add_special_tokens=False)["input_ids"] for i in ids})

@@ -1,5 +1,6 @@
 """The cost-of-scale tools: power-law fits, the IsoFLOP minimum, the compute frontier, GPU-hours,
 the race's pace, amortisation, copied n-grams, and one tiny scaling run end to end."""
+import json
 import math
 
 import numpy as np
@@ -7,7 +8,7 @@ import pytest
 from tokenizers import Tokenizer, models as tok_models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
-from course_lib import generation, models, published, results, scaling
+from course_lib import checkpoints, generation, models, published, results, scaling, word2vec
 from course_lib.errors import ConfigError
 from course_lib.exercises import CheckFailed
 from course_lib.exercises import scale as checks
@@ -22,7 +23,7 @@ def test_power_law_fit_recovers_exponent_and_coefficient():
     assert law.coefficient == pytest.approx(12.0)
     assert law.r2 == pytest.approx(1.0)
     assert law(1e7) == pytest.approx(12.0 * 1e7 ** -0.08)
-    assert str(law) == "loss ∝ N^-0.080, R² = 1.00"
+    assert str(law) == "loss ∝ N^-0.080, R² = 1.000"
 
 
 def test_power_law_fit_reports_a_poor_fit():
@@ -186,3 +187,29 @@ def test_benchmark_shards_split_the_whole_grid_and_skip_what_is_done():
     for wrong in ("2/2", "1", "a/b"):
         with pytest.raises(ConfigError, match="shard"):
             results.my_jobs(grid, wrong, done=set())
+
+
+# --- the skip-gram stage, priced from its history ----------------------------------------------------
+
+def _checkpoint_with(tmp_path, stage):
+    history = {"train": [], "eval": [], **({"word2vec": stage} if stage is not None else {})}
+    (tmp_path / checkpoints.STATE_JSON).write_text(json.dumps({"history": history}))
+    return tmp_path
+
+
+def test_skipgram_stage_is_priced_from_the_pairs_its_history_counted(tmp_path):
+    stage = {"epochs": 5, "seconds": 12.5, "losses": [3.0], "pairs": 1000, "dim": 128, "negatives": 5}
+    priced = scaling.skipgram_stage(_checkpoint_with(tmp_path, stage))
+    assert priced == {"epochs": 5, "pairs": 1000, "flops_per_pair": word2vec.flops_per_pair(128, 5),
+                      "flops": 1000.0 * 6 * 6 * 128, "seconds": 12.5}
+
+
+def test_skipgram_stage_refuses_a_checkpoint_that_predates_the_pair_count(tmp_path):
+    old = {"epochs": 5, "seconds": 12.5, "losses": [3.0]}
+    with pytest.raises(ValueError, match="retrain"):
+        scaling.skipgram_stage(_checkpoint_with(tmp_path, old))
+
+
+def test_skipgram_stage_refuses_a_checkpoint_without_that_stage(tmp_path):
+    with pytest.raises(ValueError, match="without a skip-gram stage"):
+        scaling.skipgram_stage(_checkpoint_with(tmp_path, None))

@@ -1,4 +1,6 @@
 """Skip-Gram's data pipeline and model do what their docstrings promise."""
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -70,6 +72,17 @@ def test_training_is_deterministic_and_learns_cooccurrence():
     assert run.losses[-1] < run.losses[0]
     kv = E.keyed_vectors(run.vocab.words, run.vectors())
     assert kv.similarity("w1", "w2") > kv.similarity("w1", "w12")
+
+
+def test_training_counts_the_pairs_it_trained_on():
+    sentences = [["a", "b", "c", "d"], ["e", "f"]] * 20
+    cfg = W.SkipGramConfig(dim=8, window=1, epochs=2, min_count=1, sample=0, batch_size=16)
+    run = W.train(sentences, cfg, log_every=1, progress=False)
+    # window 1, no subsampling: 3 + 3 pairs per 4-word sentence, 1 + 1 per 2-word one, 40 sentences, 2 epochs
+    assert run.pairs == 2 * 20 * (6 + 2)
+    assert len(run.losses) == 2 * math.ceil(20 * 8 / 16)  # every pair went through one logged batch
+    assert W.flops_per_pair(8, cfg.negatives) == 6 * (cfg.negatives + 1) * 8
+    assert run.flops == run.pairs * W.flops_per_pair(8, cfg.negatives)
 
 
 def test_keyed_vectors_neighbours_and_analogy():
