@@ -3,7 +3,8 @@
 Two halves. The units: a Hangul syllable is arithmetic on three letters (jamo), morphemes come from
 Kiwi, a maintained Korean analyser on PyPI, and subwords from the course's own tokenizer trainers;
 ``unit_stats`` counts what each choice gives a model. The pipeline: the course's two-stage BERT
-pretrained on the corpus's unlabelled comments (33,893 lines, 28,688 distinct; every 20th held out) (``pretraining.RECIPES["korean-bert", ...]``),
+pretrained on the corpus's unlabelled comments (33,893 lines, 28,688 distinct, every 20th held out;
+``pretraining.RECIPES["korean-bert", ...]``),
 fine-tuned on hate / offensive / none at several label budgets against the same model from random
 weights and a character n-gram TF-IDF baseline, scored by macro-F1 (the classes are imbalanced).
 """

@@ -334,9 +334,9 @@ RECIPES = {
     ("bert", "gpu"): dict(preset="small", max_steps=900, corpus="sst2+wiki", vocab_size=8000, block_size=128,
                           mask_rate=0.15, word2vec_epochs=5, batch_size=128, lr=2e-3, warmup_steps=50,
                           eval_every=100, dropout=0.1, log_every=25),
-    # Notebook 11's Korean BERT: the cpu BERT's two stages on the unlabelled comments (each distinct text once, every 20th held out), short enough
-    # to train inside the notebook's budget. WordPiece keeps the syllables (uncased would split them into
-    # letters) and needs more than the English BERT's 4,096 entries, which Korean's syllables alone, each
+    # Notebook 11's Korean BERT: the cpu BERT's two stages on the unlabelled comments (each distinct text
+    # once, every 20th held out), short enough to train inside the notebook's budget. WordPiece keeps the
+    # syllables (uncased would split them into letters) and needs more than the English BERT's 4,096 entries, which Korean's syllables alone, each
     # also as a ## continuation, would fill (notebook 11, exercise 4); its vocabulary is the shipped one
     # that training on the comments gave (see tokenization.shipped_vocabulary for why). The gpu recipe
     # (not yet run on a GPU) goes about 10 times over the comments.
