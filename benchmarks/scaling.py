@@ -45,20 +45,16 @@ def describe(row: dict, g: str, width: int) -> str:
             f"lr {row['lr']:g}, loss {row['loss']:.3f} ({row['seconds']:.0f} s)")
 
 
-def lr_of(row: dict) -> float:
-    return row.get("lr", scaling.LR)  # rows written before the rate was recorded ran at scaling.LR
-
-
 course_lib.setup(threads=args.threads)
 if not args.report:
     tokenizer, train_blocks, eval_blocks = scaling.tokenizer_and_blocks()
     grid = [(g, w) for g in args.grids for w in reversed(scaling.GRIDS[g])  # shards alternate sizes
             if not args.widths or w in args.widths]
     results.run_grid(args.results, grid, args.shard, run=run_job, describe=describe,
-                     key=lambda r: (r["grid"], r["width"]) if lr_of(r) == args.lr else None)
+                     key=lambda r: (r["grid"], r["width"]) if r["lr"] == args.lr else None)
 
 all_rows = results.read_results(args.results)
-rows = [r for r in all_rows if lr_of(r) == args.lr]
+rows = [r for r in all_rows if r["lr"] == args.lr]
 by_grid = {g: sorted((r for r in rows if r["grid"] == g), key=lambda r: r["width"]) for g in scaling.GRIDS}
 one_pass_tokens = max((r["tokens"] for r in all_rows if r["grid"] == "tokens"), default=None)
 for g, title in [("tokens", "one pass over the same tokens"),
@@ -71,7 +67,7 @@ for g, title in [("tokens", "one pass over the same tokens"),
               f"{r['flops']:>10.2e}{r['loss']:>8.3f}")
 
 # The fit is the grid's: the fitted widths at the shared learning rate.
-fitted = sorted((r for r in all_rows if r["grid"] == "tokens" and r["width"] in scaling.WIDTHS and lr_of(r) == scaling.LR),
+fitted = sorted((r for r in all_rows if r["grid"] == "tokens" and r["width"] in scaling.WIDTHS and r["lr"] == scaling.LR),
                 key=lambda r: r["width"])
 if len(fitted) < len(scaling.WIDTHS):
     raise SystemExit(f"error: the results hold {len(fitted)} of the {len(scaling.WIDTHS)} fitted sizes at lr "
