@@ -24,9 +24,9 @@ nbval.plugin.IPyNbFile.__init__ = _init_without_stderr
 # train the course BERT and GPT into an empty cache (the suite's longest cells: benchmarks/RESULTS.md, "Test
 # suite and notebook CI times"); 07, 09 and 10 need the BERT and would wait on its lock. So each worker starts
 # on a trainer, the GPT's worker goes on to notebook 11 (which trains its own checkpoint), the unit tests and
-# the notebooks that need no BERT, and the notebooks that need it come last, longest first.
+# the notebooks that need no BERT, and the notebooks that need it come last, longest first, then 12 (which needs the Korean BERT of 11).
 FIRST = ("06_", "05_", "11_")
-LAST = ("10_", "09_", "07_")
+LAST = ("10_", "09_", "07_", "12_")
 
 
 def _rank(item) -> tuple:

@@ -87,6 +87,14 @@ class Split:
         return Split([self.texts[i] for i in chosen], [self.labels[i] for i in chosen])
 
 
+def selection_split(train: Split, seed: int = 0, share: float = 0.2) -> tuple:
+    """(fit, check): ``train`` cut in two, ``share`` of it held back to choose settings on — never the dev set."""
+    order = random.Random(seed).sample(range(len(train)), len(train))
+    cut = round(share * len(train))
+    pick = lambda indices: Split([train.texts[i] for i in indices], [train.labels[i] for i in indices])  # noqa: E731
+    return pick(order[cut:]), pick(order[:cut])
+
+
 def balanced_quotas(sizes: list, n: int) -> list:
     """How many of ``n`` places each class gets: equal shares, the remainder to the first classes.
 
@@ -355,6 +363,31 @@ def _clean_wiki(min_article_chars: int):
 def lee_corpus() -> list:
     """The Lee background news corpus (300 short documents), one document per item."""
     return Path(gensim_file("lee_background.cor")).read_text(encoding="latin-1").splitlines()
+
+
+def next_sentence_pairs(documents: list, n: int, seed: int = 0) -> tuple:
+    """(firsts, seconds, labels): ``n`` sentence pairs, label 1 when the second sentence follows the first in one of
+    ``documents``, 0 when it was drawn from another document; half of each, in a shuffled order.
+
+    BERT's next-sentence prediction built the same way (Devlin et al. 2019, section 3.1): a pair task whose
+    labels cost nothing. Sentences are cut at a full stop, question or exclamation mark before a space.
+    """
+    rng = random.Random(seed)
+    sentences = [[s for s in re.split(r"(?<=[.!?])\s+", doc.strip()) if len(s.split()) >= 4] for doc in documents]
+    following = [(d, i) for d, doc in enumerate(sentences) for i in range(len(doc) - 1)]
+    if len(following) < n or len(documents) < 2:
+        raise ConfigError(f"{len(documents)} documents give {len(following)} pairs of neighbouring sentences; "
+                          f"{n} were asked for")
+    pairs = []
+    for k, (d, i) in enumerate(rng.sample(following, n)):
+        if k % 2:
+            pairs.append((sentences[d][i], sentences[d][i + 1], 1))
+        else:
+            other = rng.choice([e for e in range(len(sentences)) if e != d and sentences[e]])
+            pairs.append((sentences[d][i], rng.choice(sentences[other]), 0))
+    rng.shuffle(pairs)
+    firsts, seconds, labels = (list(column) for column in zip(*pairs))
+    return firsts, seconds, labels
 
 
 # --- the registry ----------------------------------------------------------------------------

@@ -136,6 +136,20 @@ def encode(tokenizer, split: Split, max_length: int = 64) -> list:
             for ids, mask, label in zip(enc["input_ids"], enc["attention_mask"], split.labels)]
 
 
+def token_labels(word_ids: list, word_labels: list) -> list:
+    """One label per subword token for a token-level task whose labels are per word.
+
+    ``word_ids`` is a fast tokenizer's ``encoding.word_ids()``: the word each token came from, None for
+    special tokens. A word's first piece gets its label; special tokens and a word's later pieces get
+    -100, which the loss and the accuracy skip, so every word counts once however many pieces it has.
+    """
+    labels, previous = [], None
+    for word in word_ids:
+        labels.append(-100 if word is None or word == previous else word_labels[word])
+        previous = word
+    return labels
+
+
 def padding_collator(tokenizer, multiple: int | None = None):
     """Pad each batch only to its own longest sentence (dynamic padding: no wasted FLOPs).
 
@@ -147,13 +161,16 @@ def padding_collator(tokenizer, multiple: int | None = None):
 
 
 def finetune(model, tokenizer, train: Split, dev: Split, config: TrainConfig, max_length: int = 64,
-             out_dir=None) -> Trainer:
-    """Fine-tune ``model`` on ``train``, evaluating on ``dev``; returns the trainer (history, cost)."""
+             out_dir=None, param_groups=None) -> Trainer:
+    """Fine-tune ``model`` on ``train``, evaluating on ``dev``; returns the trainer (history, cost).
+
+    ``param_groups``: AdamW's groups built by hand (e.g. a rate per part); default: by the config's rates.
+    """
     match_tokenizer(model, tokenizer)
     multiple = 8 if pick_device(config.device).type == "cuda" else None
     trainer = Trainer(model, encode(tokenizer, train, max_length), padding_collator(tokenizer, multiple), config,
                       eval_data=encode(tokenizer, dev, max_length), accuracy_fn=accuracy,
-                      out_dir=out_dir, tokenizer=tokenizer)
+                      out_dir=out_dir, tokenizer=tokenizer, param_groups=param_groups)
     trainer.fit()
     return trainer
 

@@ -9,12 +9,11 @@ fine-tuned on hate / offensive / none at several label budgets against the same 
 weights and a character n-gram TF-IDF baseline, scored by macro-F1 (the classes are imbalanced).
 """
 import functools
-import random
 import time
 import unicodedata
 
 from . import finetune, label_budget, pretraining
-from .data import Split
+from .data import Split, selection_split
 from .errors import ConfigError
 from .runtime import seed_everything
 
@@ -80,6 +79,33 @@ def kiwi():
 def morphemes(text: str) -> list:
     """Morphemes by Kiwi: stems, particles and endings; a morpheme may be one letter of a syllable (할 = 하 + ㄹ)."""
     return [token.form for token in kiwi().tokenize(text, compatible_jamo=True)]
+
+
+# Coarse word classes for notebook 12's token-level task, from the tag of a word's first morpheme (Kiwi's tags are
+# the Sejong tag set's: NNG common noun, VV verb, VA adjective, MAG adverb, MM determiner, IC interjection, ...).
+WORD_CLASSES = ("noun", "verb", "adjective", "adverb", "determiner", "interjection", "other")
+_CLASS_OF_TAG = {"NNG": "noun", "NNP": "noun", "NNB": "noun", "NP": "noun", "NR": "noun", "XR": "noun",
+                 "VV": "verb", "VX": "verb", "VA": "adjective", "VCN": "adjective", "MAG": "adverb",
+                 "MAJ": "adverb", "MM": "determiner", "IC": "interjection"}
+
+
+def word_classes(text: str) -> tuple:
+    """(words, classes): ``text`` split at spaces, each word (어절) with the class of its first morpheme by Kiwi.
+
+    Silver labels: a tagger's output, not a person's. Kiwi reads the whole sentence, so a word's analysis
+    can use its neighbours; an irregular stem's tag (``VV-I``, ``VA-R``) counts as its base tag.
+    """
+    words, starts, position = text.split(), [], 0
+    for word in words:
+        position = text.index(word, position)
+        starts.append(position)
+        position += len(word)
+    first_tag = {}
+    for token in kiwi().tokenize(text):
+        for i, start in enumerate(starts):
+            if start <= token.start < start + len(words[i]):
+                first_tag.setdefault(i, token.tag.split("-")[0])
+    return words, [_CLASS_OF_TAG.get(first_tag.get(i), "other") for i in range(len(words))]
 
 
 def is_fallback(unit: str) -> bool:
@@ -152,14 +178,6 @@ def run_start(start: str, train: Split, dev: Split, seed: int = 0, checkpoint=No
 
 
 RATES = (3e-4, 1e-3, 3e-3, 1e-2)  # the learning rates tried by select_learning_rate
-
-
-def selection_split(train: Split, seed: int = 0, share: float = 0.2) -> tuple:
-    """(fit, check): ``train`` cut in two, ``share`` of it held back to choose settings on — never the dev set."""
-    order = random.Random(seed).sample(range(len(train)), len(train))
-    cut = round(share * len(train))
-    pick = lambda indices: Split([train.texts[i] for i in indices], [train.labels[i] for i in indices])  # noqa: E731
-    return pick(order[cut:]), pick(order[:cut])
 
 
 def select_learning_rate(task, labels: int = 1000, seed: int = 0, rates=RATES) -> list:

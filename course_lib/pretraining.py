@@ -382,7 +382,8 @@ def course_checkpoint(name: str) -> Path:
         if not checkpoints.is_resumable(path) or checkpoints.read_meta(path)["step"] < recipe["max_steps"]:
             threads = torch.get_num_threads()
             torch.set_num_threads(1)  # float sums depend on the thread count: one thread gives the same
-            try:                      # checkpoint on every CPU (and tiny matrices gain little from two)
+            try:                      # checkpoint on every machine of one CPU kind (tiny matrices gain little
+                                      # from two); another kind may round differently (RESULTS.md, round 4)
                 pretrain(recipe.pop("arch", name), recipe.pop("preset"), path, **recipe)
             finally:
                 torch.set_num_threads(threads)

@@ -2,30 +2,17 @@
 import math
 
 import torch
-from transformers import BertConfig, BertForSequenceClassification
+from transformers import BertForSequenceClassification
 
 from .. import label_budget, optim
-from . import expect, expect_number
-
-
-def _small_bert():
-    torch.manual_seed(0)
-    config = BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=3, num_attention_heads=2,
-                        intermediate_size=32, max_position_embeddings=32, num_labels=2)
-    return BertForSequenceClassification(config)
+from . import expect, expect_number, rates_by_parameter, small_bert
 
 
 def check_layerwise_groups(layerwise_groups) -> None:
     """``layerwise_groups(model, lr, decay)`` -> AdamW groups, each ``{"params": [...], "lr": rate}``."""
-    model, lr, decay = _small_bert(), 1e-3, 0.8
+    model, lr, decay = small_bert(BertForSequenceClassification), 1e-3, 0.8
     groups = layerwise_groups(model, lr, decay)
-    expect(isinstance(groups, list) and all(isinstance(g, dict) and {"params", "lr"} <= set(g) for g in groups),
-           "return a list of dicts, each with 'params' (a list of parameters) and 'lr' (a number)")
-    rate_of = {}
-    for g in groups:
-        for p in g["params"]:
-            expect(id(p) not in rate_of, "a parameter is in two groups: AdamW refuses that; put each in exactly one")
-            rate_of[id(p)] = g["lr"]
+    rate_of = rates_by_parameter(groups)
     n = optim.num_layers(model)
     for name, p in model.named_parameters():
         expect(id(p) in rate_of, f"{name} is in no group, so it would never train")
