@@ -211,3 +211,24 @@ def load_minilm(num_labels: int = 2, pretrained: bool = True, source: str = "pac
     else:
         model = MeanPoolingBertForSequenceClassification(BertConfig.from_pretrained(location, num_labels=num_labels))
     return model, tokenizer
+
+
+def text_classification_pipeline(directory, device: str = "cpu"):
+    """``transformers.pipeline("text-classification")`` over a sequence classifier saved with ``save_pretrained``.
+
+    The pipeline loads a model by name only through transformers' Auto classes, which do not know the course's
+    mean-pooling classifier (they would build a BERT with an untrained pooler instead); so the model is loaded by
+    ``classifier_class`` and handed over. The pipeline's complaint that it does not know the class is silenced:
+    it runs any model that returns logits.
+    """
+    from transformers import AutoConfig, pipeline
+    from transformers.utils import logging
+
+    model = classifier_class(AutoConfig.from_pretrained(directory)).from_pretrained(directory)
+    verbosity = logging.get_verbosity()
+    logging.set_verbosity(logging.CRITICAL)
+    try:
+        return pipeline("text-classification", model=model, tokenizer=AutoTokenizer.from_pretrained(directory),
+                        device=device)
+    finally:
+        logging.set_verbosity(verbosity)

@@ -2,7 +2,7 @@
 import pytest
 import torch
 from peft import PeftModel
-from transformers import AutoConfig, BertConfig, pipeline
+from transformers import BertConfig
 
 from course_lib import adapters, data, finetune, korean, models
 from course_lib.errors import ConfigError
@@ -87,11 +87,11 @@ def test_a_saved_fine_tuned_model_answers_through_pipeline_with_its_label_names(
     model.config.id2label, model.config.label2id = {0: "negative", 1: "positive"}, {"negative": 0, "positive": 1}
     model.save_pretrained(tmp_path)
     tokenizer.save_pretrained(tmp_path)
-    loaded = models.classifier_class(AutoConfig.from_pretrained(tmp_path)).from_pretrained(tmp_path)
+    classify = models.text_classification_pipeline(tmp_path)
+    loaded = classify.model
     assert isinstance(loaded, models.MeanPoolingBertForSequenceClassification)
-    classify = pipeline("text-classification", model=loaded, tokenizer=tokenizer, device="cpu")
     answer = classify("a fine film")[0]
-    loaded.eval()
+    assert not loaded.training
     with torch.no_grad():
         probabilities = loaded(**tokenizer("a fine film", return_tensors="pt")).logits.softmax(-1)[0]
     assert answer["label"] == ["negative", "positive"][int(probabilities.argmax())]

@@ -122,7 +122,7 @@ NOTEBOOKS = sorted((Path(__file__).parent.parent / "notebooks").glob("[0-9][0-9]
 def test_solution_notebooks_grade_every_exercise_correct(path):
     """Read from the committed outputs, which nbval re-creates in this same suite by executing each
     notebook: a solution that stopped passing would fail there, and a grade cell whose output is not
-    "correct!" fails here. Notebooks 01-11 have at least two graded exercises each (HOMEWORK.md)."""
+    "correct!" fails here. Notebooks 01-12 have at least two graded exercises each (HOMEWORK.md)."""
     results = grader.grades(nbformat.read(path, as_version=4), path.name)
     assert len(results) >= 2, f"{path.name} has {len(results)} graded exercise(s)"
     assert [(r.exercise, r.status) for r in results] == [(r.exercise, grader.CORRECT) for r in results]
