@@ -70,6 +70,11 @@ def barrier() -> None:
 
 
 def shutdown() -> None:
-    """Leave the process group at the end of a program (what ``init`` joined), so it exits cleanly."""
+    """Leave the process group at the end of a program (what ``init`` joined), so it exits cleanly.
+
+    Every process waits for the others first: one that tears down gloo's connections while another is still
+    using them can make that other process abort at exit (``terminate called without an active exception``).
+    """
     if dist.is_available() and dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()

@@ -43,7 +43,8 @@ def test_student_copy_runs_and_its_check_explains(tmp_path):
     assert "Exercise 1: not attempted yet" in error.evalue
 
     solved = NotebookClient(nbformat.read(source, as_version=4)).execute()
-    assert "Exercise 1: correct!" in solved.cells[0].outputs[0].text
+    printed = "".join(o.text for o in solved.cells[0].outputs if o.output_type == "stream" and o.name == "stdout")
+    assert "Exercise 1: correct!" in printed
 
 
 def test_every_course_notebook_has_a_clean_student_copy(tmp_path):

@@ -5,8 +5,6 @@ Checks raise ``CheckFailed`` with a specific hint, or print a confirmation. In t
 notebook the solution is replaced by ``raise NotImplementedError``; ``grade`` turns that into a
 friendly "not attempted yet" message.
 """
-import torch
-from transformers import BertConfig
 
 
 class CheckFailed(AssertionError):
@@ -35,6 +33,9 @@ def grade(name: str, check, *args) -> None:
 
 def small_bert(model_class, layers: int = 3):
     """A seeded BERT of ``layers`` tiny layers with a two-label head of ``model_class``: checks run on it in milliseconds."""
+    import torch  # here, not at the top: importing the checks of a notebook stays as light as the notebook's own imports
+    from transformers import BertConfig
+
     torch.manual_seed(0)
     config = BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=layers, num_attention_heads=2,
                         intermediate_size=32, max_position_embeddings=32, num_labels=2)
