@@ -5,13 +5,20 @@ notebook's own metadata, the ``slideshow.slide_type`` that JupyterLab's property
 RISE presents live (slides/README.md has the convention): ``slide``, ``subslide``, ``fragment``,
 ``-`` (continue the slide above) and ``notes`` (speaker notes) are in the deck; a cell without a slide
 type, or ``skip``, stays in the notebook only. Tags ``remove-input`` and ``remove-output`` show a cell's
-output or code alone.
+output or code alone. A markdown cell can keep its explanation off the slide: what follows a line
+``<!-- notes -->`` goes to the slide's speaker notes, up to a line ``<!-- slide -->`` (both are HTML
+comments, so the notebook reads as before).
+
+A slide is 1280 x 720 and never scrolls: what does not fit is a defect of the marks, which
+tests/test_slides.py finds (it opens every slide in Chromium). Only code and outputs too wide for the slide
+are set smaller, down to a floor, so a wide table stays whole.
 
 The decks work offline: reveal.js and MathJax are copied next to them from pinned pip packages
 (sphinx-revealjs and jupyter-server-mathjax, found through their metadata, never imported), and the
 template below loads nothing else: nbconvert's own reveal template fetches reveal.js, RequireJS, jQuery
 and Mermaid from CDNs.
 """
+import re
 import shutil
 import sys
 from importlib import metadata
@@ -48,11 +55,19 @@ MathJax.Hub.Config({"HTML-CSS": {availableFonts: [], webFont: "STIX-Web", imageF
 {% endblock html_head_js_mathjax %}
 {% block html_head_css %}
 <style>
-/* a slide longer than the screen scrolls instead of being cut off */
-.reveal .slides > section, .reveal .slides > section > section { height: 100%; overflow-y: auto; }
+/* a slide is 1280 x 720 (Reveal.initialize below) and never scrolls: tests/test_slides.py checks that it fits */
+.reveal { font-size: 30px; }
+.reveal .slides > section, .reveal .slides > section > section { height: 100%; overflow: hidden; }
 .reveal .slides { text-align: left; }
-.reveal .slides h1, .reveal .slides h2, .reveal .slides h3 { text-transform: none; }
-.jp-OutputArea-output img { max-height: 560px; }
+.reveal .slides h1, .reveal .slides h2, .reveal .slides h3 { text-transform: none; margin-bottom: 0.4em; }
+.reveal h1 { font-size: 1.7em; } .reveal h2 { font-size: 1.35em; } .reveal h3 { font-size: 1.1em; }
+.reveal ul, .reveal ol { margin-left: 1em; }
+.reveal pre { width: 100%; box-sizing: border-box; margin: 0.2em 0; box-shadow: none; font-size: 17px; line-height: 1.25; }
+.reveal table { font-size: 20px; }
+.reveal pre, .reveal pre code { white-space: pre; }
+/* a plot fills the slide's height that a heading leaves, enlarged if need be, never distorted */
+.jp-RenderedImage img { height: 560px; width: auto; max-width: 100%; object-fit: contain; object-position: left; }
+.jp-Cell { margin: 0; padding: 0; }
 </style>
 {% endblock html_head_css %}
 {% block footer_js %}
@@ -60,10 +75,33 @@ MathJax.Hub.Config({"HTML-CSS": {availableFonts: [], webFont: "STIX-Web", imageF
 <script src="reveal.js/plugin/notes/notes.js"></script>
 <script>
 Reveal.initialize({controls: true, progress: true, hash: true, slideNumber: "c/t", transition: "none",
-                   width: 1100, height: 760, plugins: [RevealNotes]});
-Reveal.on("slidechanged", function (event) {
-  if (window.MathJax && MathJax.Hub) { MathJax.Hub.Rerender(event.currentSlide); }
-});
+                   width: 1280, height: 720, margin: 0.04, center: false, plugins: [RevealNotes]});
+// Code and printed tables wider than the slide are set smaller until they fit, down to 60% of their size:
+// narrower than that is unreadable from the back of a room, and the test reports the slide instead.
+function fitWide(slide) {
+  for (const block of slide.querySelectorAll("pre, table")) {
+    const size = parseFloat(getComputedStyle(block).fontSize);
+    for (let scale = 0.95; block.scrollWidth > block.clientWidth + 1 && scale >= 0.6; scale -= 0.05) {
+      block.style.fontSize = (size * scale) + "px";
+    }
+  }
+}
+// A plot is drawn as tall as a slide allows (560 px) and lowered, to no less than 320 px, where the text and
+// output above or below it would push the slide past its bottom edge.
+function fitTall(slide) {
+  const images = Array.from(slide.querySelectorAll(".jp-RenderedImage img"));
+  for (let height = 550; slide.scrollHeight > slide.clientHeight + 1 && height >= 320; height -= 10) {
+    images.forEach(img => { img.style.height = height + "px"; });
+  }
+}
+function shown(slide) {
+  fitWide(slide);
+  fitTall(slide);
+  slide.querySelectorAll("img").forEach(img => { if (!img.complete) img.addEventListener("load", () => fitTall(slide)); });
+  if (window.MathJax && MathJax.Hub) { MathJax.Hub.Rerender(slide); }
+}
+Reveal.on("ready", function (event) { shown(event.currentSlide); });
+Reveal.on("slidechanged", function (event) { shown(event.currentSlide); });
 </script>
 {% endblock footer_js %}
 """
@@ -87,13 +125,36 @@ def copy_assets(out_dir: Path) -> None:
         shutil.copytree(asset_dir(distribution, inside), out_dir / name, dirs_exist_ok=True)
 
 
+def slide_type(cell):
+    return cell.metadata.get("slideshow", {}).get("slide_type")
+
+
 def in_deck(cell) -> bool:
-    return cell.metadata.get("slideshow", {}).get("slide_type") in IN_DECK
+    return slide_type(cell) in IN_DECK
+
+
+NOTES = "<!-- notes -->"
+
+
+def split_notes(cell) -> list:
+    """A markdown cell as its slide part and, after it, a ``notes`` cell with what its markers keep off the slide."""
+    if cell.cell_type != "markdown" or NOTES not in cell.source or slide_type(cell) == "notes":
+        return [cell]
+    first, *rest = re.split(r"^<!-- (notes|slide) -->[ \t]*$", cell.source, flags=re.M)
+    parts = {"slide": [first], "notes": []}
+    for marker, text in zip(rest[::2], rest[1::2]):
+        parts[marker].append(text)
+    shown, notes = ("\n\n".join(t.strip() for t in parts[kind] if t.strip()) for kind in ("slide", "notes"))
+    slide = nbformat.from_dict(cell)
+    slide.source = shown
+    note = nbformat.v4.new_markdown_cell(notes, metadata={"slideshow": {"slide_type": "notes"}})
+    return [slide, note]
 
 
 def deck_notebook(nb):
-    """The notebook's slide cells; a notebook nobody has marked yet gets its title cell as a one-slide deck."""
-    cells = [cell for cell in nb.cells if in_deck(cell)]
+    """The notebook's slide cells, split from their notes; a notebook nobody has marked yet gets its title cell
+    as a one-slide deck."""
+    cells = [part for cell in nb.cells if in_deck(cell) for part in split_notes(cell)]
     if not cells:
         title = nbformat.from_dict(nb.cells[0])
         title.metadata["slideshow"] = {"slide_type": "slide"}
@@ -128,7 +189,7 @@ def build_deck(notebook: Path, out_dir: Path) -> Path:
 def slide_count(notebook: Path) -> int:
     """How many slides the deck of ``notebook`` has, as reveal.js counts them (its first cell always opens one)."""
     cells = deck_notebook(nbformat.read(notebook, as_version=4)).cells
-    return 1 + sum(cell.metadata["slideshow"]["slide_type"] in {"slide", "subslide"} for cell in cells[1:])
+    return 1 + sum(slide_type(cell) in {"slide", "subslide"} for cell in cells[1:])
 
 
 def build(notebooks_dir: Path = Path("notebooks"), out_dir: Path = Path("slides/build")) -> list:

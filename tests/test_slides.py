@@ -176,7 +176,7 @@ class Chromium:
                     origin)
         for domain in ("Page", "Runtime", "Log", "Network"):
             page.send(f"{domain}.enable")
-        page.send("Emulation.setDeviceMetricsOverride", {"width": 1280, "height": 880, "deviceScaleFactor": 1,
+        page.send("Emulation.setDeviceMetricsOverride", {"width": 1280, "height": 720, "deviceScaleFactor": 1,
                                                          "mobile": False})
         page.send("Page.navigate", {"url": url})
         page.wait(ready, timeout=60)
@@ -287,6 +287,79 @@ DRAWN = """(text => { const h = document.querySelector('.reveal h1'); const styl
     const canvas = document.createElement('canvas'); canvas.width = 400; canvas.height = 90;
     const context = canvas.getContext('2d'); context.font = `${style.fontWeight} 60px ${style.fontFamily}`;
     context.fillText(text, 5, 70); return canvas.toDataURL(); })"""
+
+
+# The budget of a slide (slides/README.md): a heading and a few short lines or bullets.
+# Words are counted outside code, outputs and formulas, and only those with a letter (numbers are free).
+WORDS, TITLE_WORDS = 70, 100
+SLIDES = range(15, 31)
+NUMBERED = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+
+# One slide as the audience sees it: how far its content runs past the 1280 x 720 slide (down, and across in
+# its widest block) and how many words of prose it shows.
+MEASURE = """(() => { const s = Reveal.getCurrentSlide();
+    let wide = s.scrollWidth - s.clientWidth;
+    for (const b of s.querySelectorAll('pre, table, .jp-OutputArea-output, img, mjx-container, .MathJax_Display')) {
+        wide = Math.max(wide, b.scrollWidth - b.clientWidth, b.getBoundingClientRect().right - s.getBoundingClientRect().right); }
+    const prose = s.cloneNode(true);
+    prose.querySelectorAll('aside.notes, pre, .jp-OutputArea, .MathJax, .MathJax_Display, .MathJax_Preview, '
+                           + 'mjx-container, script').forEach(e => e.remove());
+    const words = prose.textContent.split(/\\s+/).filter(w => /\\p{L}/u.test(w)).length;
+    const title = (s.querySelector('h1, h2, h3') || {textContent: ''}).textContent.slice(0, 50);
+    return {tall: s.scrollHeight - s.clientHeight, wide: wide, words: words, title: title}; })()"""
+SETTLED = ("Array.from(Reveal.getCurrentSlide().querySelectorAll('img')).every(i => i.complete) && "
+           "!(window.MathJax && MathJax.Hub && MathJax.Hub.queue.pending)")
+
+
+@needs_chromium
+@pytest.mark.parametrize("name", [path.stem for path in NUMBERED])
+def test_every_slide_fits_the_screen_and_keeps_its_prose_short(decks, chromium, name):
+    deck = next(d for d in decks if d.name == f"{name}.slides.html")
+    page = chromium.open(deck.resolve().as_uri())
+    assert page.evaluate("[Reveal.getConfig().width, Reveal.getConfig().height]") == [1280, 720]
+    faults = []
+    for number, (h, v) in enumerate(page.evaluate(
+            "Reveal.getSlides().map(s => { const i = Reveal.getIndices(s); return [i.h, i.v]; })"), start=1):
+        page.evaluate(f"Reveal.slide({h}, {v})")
+        page.wait(SETTLED)
+        page.evaluate(TYPESET)
+        got = page.evaluate(MEASURE)
+        budget = TITLE_WORDS if number == 1 else WORDS
+        where = f"slide {number} ({got['title']!r})"
+        if got["tall"] > 1:
+            faults.append(f"{where}: {got['tall']} px too tall")
+        if got["wide"] > 1:
+            faults.append(f"{where}: {got['wide']:.0f} px too wide")
+        if got["words"] > budget:
+            faults.append(f"{where}: {got['words']} words of prose, budget {budget}")
+    assert faults == [], f"{name}: " + "; ".join(faults)
+
+
+def answer_note(cell) -> bool:
+    """An exercise's answer for the instructor (left out of the student copies, and out of the decks)."""
+    return "solution" in cell.metadata.get("tags", [])
+
+
+@pytest.mark.parametrize("path", NUMBERED, ids=lambda path: path.stem)
+def test_every_deck_has_a_lecture_of_slides_and_all_its_prose_in_slides_or_notes(path):
+    """15-30 slides; every markdown cell but the answer notes is on a slide or in its speaker notes, so the
+    explanation moved off a slide is still in the deck for the instructor to say."""
+    nb = nbformat.read(path, as_version=4)
+    assert slides.slide_count(path) in SLIDES, f"{path.stem}: {slides.slide_count(path)} slides"
+    left_out = [i for i, cell in enumerate(nb.cells)
+                if cell.cell_type == "markdown" and not slides.in_deck(cell) and not answer_note(cell)]
+    assert left_out == [], f"{path.stem}: markdown cells {left_out} are neither on a slide nor in the notes"
+    assert not any(slides.in_deck(cell) for cell in nb.cells if answer_note(cell)), "answers stay out of the deck"
+
+
+def test_notes_markers_keep_the_explanation_off_the_slide(tmp_path):
+    source = notebook(tmp_path / "01_demo.ipynb", slide("# Title"),
+                      slide("## Idea\n\n- short point\n<!-- notes -->\nThe long explanation.\n<!-- slide -->\n$$x^2$$"))
+    html = slides.build_deck(source, tmp_path).read_text(encoding="utf-8")
+    notes = html[html.index('<aside class="notes">'):]
+    assert "The long explanation." in notes and "short point" not in notes
+    assert html.index("short point") < html.index("x^2") < html.index('<aside class="notes">')
+    assert slides.slide_count(source) == 2
 
 
 @needs_chromium
