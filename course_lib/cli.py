@@ -5,6 +5,7 @@
     python -m course_lib finetune --checkpoint runs/bert-tiny --task sst2 --labels 500 --out runs/sst2
     python -m course_lib evaluate --checkpoint runs/sst2 --task sst2
     python -m course_lib slides
+    python -m course_lib translate --lang ko --stale
     python -m course_lib check homework/03_attention_transformer.ipynb
 
 Every argument is checked before any work starts. A problem is one line on stderr, ``error: ...``,
@@ -245,10 +246,22 @@ def cmd_evaluate(args):
                       **result}, indent=1))
 
 
+def edition(lang: str) -> Path:
+    """The notebooks of an edition: the English source, or a translation written by ``translate``."""
+    from . import translate
+
+    folder = Path("notebooks") if lang == "en" else translate.edition_dir(lang)
+    if not any(folder.glob("[0-9][0-9]_*.ipynb")):
+        raise CourseError(f"{folder}/ holds no notebooks; write the {lang} edition first: "
+                          f"`python -m course_lib translate --lang {lang}`")
+    return folder
+
+
 def cmd_homework(args):
     from .homework import build
 
-    for path in build(out_dir=args.out):
+    out = args.out if args.lang == "en" or args.out != Path("homework") else Path(f"homework_{args.lang}")
+    for path in build(notebooks_dir=edition(args.lang), out_dir=out):
         print(path)
 
 
@@ -275,9 +288,21 @@ def cmd_check(args):
 def cmd_slides(args):
     from . import slides
 
-    for path in slides.build(args.notebooks, args.out):
+    notebooks = args.notebooks or edition(args.lang)
+    out = args.out if args.lang == "en" or args.out != Path("slides/build") else Path(f"slides/build/{args.lang}")
+    for path in slides.build(notebooks, out):
         print(path)
-    print(f"open {args.out / 'index.html'} in a browser (no network needed)")
+    print(f"open {out / 'index.html'} in a browser (no network needed)")
+
+
+def cmd_translate(args):
+    from . import translate
+
+    if args.stale:
+        print(translate.stale_report(args.lang))
+        return
+    for path in translate.build(args.lang):
+        print(path)
 
 
 def cmd_doctor(args):
@@ -406,6 +431,8 @@ def parser() -> argparse.ArgumentParser:
     hw = command(sub, "homework", "write student copies of the notebooks (solutions removed)")
     hw.add_argument("--out", type=output_dir, default="homework",
                     help="folder for the student copies (default homework)")
+    hw.add_argument("--lang", choices=["en", "ko"], default="en",
+                    help="the edition to copy: en (notebooks/) or ko (notebooks_ko/, into homework_ko/)")
     hw.set_defaults(func=cmd_homework, check=no_check)
 
     gr = command(sub, "check", "run notebooks (student copies a learner worked on) and grade each graded "
@@ -424,10 +451,20 @@ def parser() -> argparse.ArgumentParser:
 
     sl = command(sub, "slides", "build the lecture decks: offline reveal.js HTML from each notebook's "
                                 "slide cells (slides/README.md)")
-    sl.add_argument("--notebooks", type=Path, default=Path("notebooks"), help="folder of NN_name.ipynb notebooks")
+    sl.add_argument("--notebooks", type=Path, default=None,
+                    help="folder of NN_name.ipynb notebooks (default: the --lang edition's)")
+    sl.add_argument("--lang", choices=["en", "ko"], default="en",
+                    help="the edition's decks: en (notebooks/) or ko (notebooks_ko/, into slides/build/ko)")
     sl.add_argument("--out", type=output_dir, default="slides/build",
                     help="folder for the decks and their reveal.js/MathJax files (default slides/build)")
     sl.set_defaults(func=cmd_slides, check=no_check)
+
+    tr = command(sub, "translate", "write the Korean edition, notebooks_ko/: each notebook with its markdown cells "
+                                   "from translations/ko/NN_name.md, code and outputs unchanged")
+    tr.add_argument("--lang", choices=["ko"], default="ko", help="the edition's language (default ko)")
+    tr.add_argument("--stale", action="store_true",
+                    help="list the markdown cells whose translation is missing or older than their English text")
+    tr.set_defaults(func=cmd_translate, check=no_check)
     return p
 
 

@@ -13,11 +13,11 @@ from course_lib import cli, data, finetune, pretraining, runtime
 
 def test_entry_point_prints_help():
     result = subprocess.run([sys.executable, "-m", "course_lib", "--help"], capture_output=True, text=True)
-    assert result.returncode == 0 and "{demo,pretrain,checkpoints,finetune,evaluate,doctor,homework,check,slides}" in result.stdout
+    assert result.returncode == 0 and "{demo,pretrain,checkpoints,finetune,evaluate,doctor,homework,check,slides,translate}" in result.stdout
 
 
 @pytest.mark.parametrize("command", ["demo", "pretrain", "checkpoints", "finetune", "evaluate", "doctor",
-                                     "homework", "check", "slides"])
+                                     "homework", "check", "slides", "translate"])
 def test_every_subcommand_has_help(command, capsys):
     with pytest.raises(SystemExit) as exit_:
         cli.parser().parse_args([command, "--help"])
