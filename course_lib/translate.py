@@ -71,16 +71,20 @@ def stale(notebook: Path, lang: str = "ko", root: Path = TRANSLATIONS) -> list:
 # What a translation must keep exactly as the English has it: display and inline math, inline code, link
 # targets, the slide markers, and every number (a figure updated in English cannot keep an old value).
 MATH = re.compile(r"\$\$.*?\$\$|\$[^$\n]+\$", re.S)
-CODE = re.compile(r"`[^`\n]+`")
+FENCE = re.compile(r"^```[^\n]*\n(.*?)^```", re.S | re.M)  # a code block: its comments and diagrams may be translated
+CODE = re.compile(r"`[^`]+`")  # a code span may run over a line break
 LINK = re.compile(r"\]\(([^)\s]+)\)")
 MARKER = re.compile(r"^<!-- (?:notes|slide) -->[ \t]*$", re.M)
 NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,]\d+)*")
 
 
 def kept(text: str) -> dict:
-    """The parts of a cell a translation must keep, each as a sorted list: math, code, links, markers, numbers."""
+    """The parts of a cell a translation must keep, each as a sorted list: math, code, links, markers, numbers
+    (spans compared with their whitespace normalised, so that a translation may wrap its lines elsewhere)."""
+    text = FENCE.sub(lambda block: block.group(1), text)  # its numbers count, its lines are not spans
     plain = CODE.sub(" ", MATH.sub(" ", text))
-    return {"math": sorted(MATH.findall(text)), "code": sorted(CODE.findall(MATH.sub(" ", text))),
+    spans = lambda pattern, source: sorted(" ".join(span.split()) for span in pattern.findall(source))  # re-wrapped lines
+    return {"math": spans(MATH, text), "code": spans(CODE, MATH.sub(" ", text)),
             "links": sorted(LINK.findall(plain)), "markers": sorted(MARKER.findall(text)),
             "numbers": sorted(NUMBER.findall(LINK.sub("]()", plain)))}
 
